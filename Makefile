@@ -1,0 +1,48 @@
+# The GAN study harness. `make study VARIANT=wgan` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+VARIANT ?= wgan
+STUDY ?= quick
+TRIALS ?=
+WORKERS ?= 1
+PYTEST_ARGS ?=
+
+TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
+
+.PHONY: setup study test report list bench clean help
+
+help:
+	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n]  run a study, print the summary"
+	@echo "make test                                                run the test suite"
+	@echo "make report STUDY=<name>                                 summarise a study's results"
+	@echo "make list                                                show variants, datasets, metrics, studies"
+	@echo "make setup / make clean                                  create / remove .venv and caches"
+
+setup: $(STAMP)
+
+# Idempotent: reinstalls only when pyproject.toml changes. torch 2.14.1 and torchvision 0.29.1
+# come from this machine's local wheel store through pip's configuration.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+study: setup
+	$(PY) -m bench study $(STUDY) --variant $(VARIANT) $(TRIALS_ARG)
+
+report: setup
+	$(PY) -m bench report $(STUDY)
+
+list: setup
+	$(PY) -m bench list
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,118 @@
+"""`bench`: the command line. Subcommands stay thin; the work lives in the modules they call.
+
+Exit codes: 0 success, 1 runtime failure (HarnessError), 2 bad input (ConfigError or a bad
+argument). Errors print one line naming the file, key or argument; `--debug` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Sequence
+
+from .errors import ConfigError, HarnessError
+
+
+def _load(args: argparse.Namespace):
+    from .config import load_study
+
+    cfg = load_study(args.study)
+    if getattr(args, "trials", None) is not None:
+        if args.trials <= 0:
+            raise ConfigError(f"--trials {args.trials}: expected a positive integer")
+        cfg = cfg.replace("study", trials=args.trials)
+    return cfg
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import registries
+    from .config import list_studies
+
+    for kind in registries.KINDS:
+        print(f"{kind}:")
+        for name in registries.names(kind):
+            print(f"  {name:<30} {registries.doc(kind, name)}")
+    print("studies:")
+    for name in list_studies():
+        print(f"  {name}")
+    return 0
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from . import runner, summary
+
+    cfg = _load(args)
+    variants = runner.main_variants(cfg, args.variant)
+    url = runner.resolve_storage_url(cfg, args.storage)
+    for v in variants:
+        runner.run_variant(cfg, v, url, args.device)
+    return _print_summary(cfg, url, variants)
+
+
+def _print_summary(cfg, url: str, variants: list[str]) -> int:
+    import pandas as pd
+
+    from . import summary
+
+    table, path = summary.write_summary(cfg, url, variants)
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
+        print(table.to_string(index=False))
+    print(f"summary: {path}")
+    print(f"trials:  {path.with_name('trials.csv')}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import runner
+    from .variants import VARIANTS
+
+    cfg = _load(args)
+    url = runner.resolve_storage_url(cfg, args.storage)
+    variants = list(dict.fromkeys([*cfg.study.variants, *VARIANTS]))
+    return _print_summary(cfg, url, variants)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    p.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, samplers) and study files")
+    s.set_defaults(fn=cmd_list)
+
+    s = sub.add_parser("study", help="create or resume a study and run its trials up to the budget, then print the summary")
+    s.add_argument("study", help="study name under studies/ (e.g. quick) or a path to a .toml file")
+    s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file")
+    s.add_argument("--trials", type=int, help="override the per-variant trial budget of the study file")
+    s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.set_defaults(fn=cmd_study)
+
+    s = sub.add_parser("report", help="print and write the summary of a study's stored trials")
+    s.add_argument("study", help="study name or path to its .toml file")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.set_defaults(fn=cmd_report)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.results:
+        os.environ["BENCH_RESULTS"] = args.results
+    try:
+        return args.fn(args)
+    except HarnessError as e:
+        if args.debug:
+            raise
+        print(f"bench: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

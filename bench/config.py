@@ -1,0 +1,256 @@
+"""Study configuration: frozen dataclasses loaded from `studies/*.toml` and validated on load.
+
+Every field carries a one-line `doc` saying what it is and why its default (cleanrl style), and an
+optional `check` that returns an error text or None. A bad file raises `ConfigError` naming the
+file, the dotted key and what is allowed; nothing is ever mutated after loading.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import ConfigError
+
+STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = None, **kw: Any) -> Any:
+    """A dataclass field with documentation and a validation rule."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc, "check": check}, **kw)
+    return field(default=default, metadata={"doc": doc, "check": check}, **kw)
+
+
+def positive(v: Any) -> str | None:
+    return None if v > 0 else "a number > 0"
+
+
+def non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "a number >= 0"
+
+
+def one_of(*allowed: Any) -> Callable[[Any], str | None]:
+    def check(v: Any) -> str | None:
+        return None if v in allowed else "one of " + ", ".join(repr(a) for a in allowed)
+
+    return check
+
+
+def name_like(v: str) -> str | None:
+    return None if NAME_RE.match(v) else "letters, digits, '_', '-', '.'; no path separators"
+
+
+def registry_check(kind: str) -> Callable[[Any], str | None]:
+    """Validate against a registry resolved lazily (registries import torch; config must not)."""
+
+    def check(v: Any) -> str | None:
+        from . import registries
+
+        names = registries.names(kind)
+        values = v if isinstance(v, list) else [v]
+        bad = [x for x in values if x not in names]
+        return None if not bad else f"one of {', '.join(names)} (got {', '.join(map(repr, bad))})"
+
+    return check
+
+
+@dataclass(frozen=True)
+class StudySection:
+    name: str = _opt("", "study name; results go to results/<name>/ (defaults to the file's stem)", lambda v: None if v == "" else name_like(v))
+    description: str = _opt("", "one line shown in listings and reports")
+    seed: int = _opt(0, "study seed: trial n's hyperparameters and training seed derive from (seed, n)", non_negative)
+    variants: list[str] = _opt(["mm_gan", "ns_gan", "wgan", "wgan_gp"], "variants run by VARIANT=all", registry_check("variants"))
+    trials: int = _opt(5, "budget: trials per variant, identical for every variant", positive)
+    space: str = _opt("narrow", "search space: 'wide' or 'narrow' (PROTOCOL.md)", one_of("wide", "narrow"))
+    sampler: str = _opt("random", "Optuna sampler; 'random' is the paper's protocol (trial 0 = defaults)", registry_check("samplers"))
+    storage: str = _opt("", "Optuna storage URL; empty = SQLite file results/<name>/optuna.db")
+
+
+@dataclass(frozen=True)
+class DataSection:
+    dataset: str = _opt("digits5k", "dataset registry name; digits5k needs no download", registry_check("datasets"))
+    root: str = _opt("", "data root for downloadable datasets; empty = $BENCH_DATA or ~/.cache/bench/data")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    architecture: str = _opt("infogan", "architecture registry name, identical for every variant", registry_check("architectures"))
+    width: float = _opt(1.0, "channel/unit multiplier; 1.0 is the paper's width, smaller is for CPUs", positive)
+    z_dim: int = _opt(64, "latent size; the paper uses 64, z ~ U(-1, 1)", positive)
+
+
+@dataclass(frozen=True)
+class TrainSection:
+    batch_size: int = _opt(64, "batch size for every variant (the paper's 64)", positive)
+    steps: int = _opt(15625, "discriminator steps per trial (MNIST: 20 epochs of 50k at batch 64)", positive)
+    checkpoint_every: int = _opt(3906, "evaluate every this many D steps (about 5 epochs), and at the end", positive)
+    log_every: int = _opt(100, "write loss terms to the metrics log every this many D steps", positive)
+    device: str = _opt("auto", "'auto' (cuda when present, else cpu), 'cpu', 'cuda' or 'cuda:N'", lambda v: None if re.match(r"^(auto|cpu|cuda(:\d+)?)$", v) else "'auto', 'cpu', 'cuda' or 'cuda:N'")
+    keep_checkpoints: bool = _opt(True, "keep G weights of every checkpoint so `bench eval` can re-evaluate them")
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    metrics: list[str] = _opt(["fid_lenet_digits5k_1k_test"], "metrics computed at every checkpoint; the first is the objective", registry_check("metrics"))
+    generator_mode: str = _opt("eval", "'eval': BN running statistics (the paper); 'train': batch statistics, for runs shorter than BN's ~1,000-step averaging", one_of("eval", "train"))
+    seed: int = _opt(42, "seed of the fixed evaluation z (the paper's 42)", non_negative)
+    batch_size: int = _opt(500, "batch size for generation and feature extraction", positive)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    study: StudySection = field(default_factory=StudySection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    train: TrainSection = field(default_factory=TrainSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    source: str = field(default="", compare=False)  # the file it came from, for messages
+
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+    def digest(self) -> str:
+        """A short content hash of the resolved config (file path excluded)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def replace(self, section: str, **changes: Any) -> "StudyConfig":
+        """A copy with fields of one section changed (used by CLI overrides and tests)."""
+        new = dataclasses.replace(getattr(self, section), **changes)
+        _validate_section(new, section, self.source or "<override>")
+        return dataclasses.replace(self, **{section: new})
+
+
+_SECTION_TYPES = {"study": StudySection, "data": DataSection, "model": ModelSection, "train": TrainSection, "eval": EvalSection}
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
+    """Return (ok, value) for a TOML value against a field type; ints are accepted as floats."""
+    origin = typing.get_origin(tp)
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            return False, value
+        out = []
+        for item in value:
+            ok, item = _coerce(item, inner)
+            if not ok:
+                return False, value
+            out.append(item)
+        return True, out
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if tp is str:
+        return isinstance(value, str), value
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def _validate_section(section: Any, name: str, source: str) -> None:
+    for f in dataclasses.fields(section):
+        check = f.metadata.get("check")
+        if check is None:
+            continue
+        problem = check(getattr(section, f.name))
+        if problem:
+            raise ConfigError(f"{source}: [{name}] {f.name} = {getattr(section, f.name)!r} is not allowed; expected {problem}")
+
+
+def _build_section(cls: type, raw: Any, name: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: [{name}] must be a table, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            raise ConfigError(f"{source}: unknown key [{name}] {key}; allowed keys: {', '.join(known)}")
+        ok, coerced = _coerce(value, hints[key])
+        if not ok:
+            raise ConfigError(f"{source}: [{name}] {key} = {value!r} has the wrong type; expected {_type_name(hints[key])}")
+        values[key] = coerced
+    section = cls(**values)
+    _validate_section(section, name, source)
+    return section
+
+
+def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> StudyConfig:
+    """Build a validated StudyConfig from a parsed TOML document."""
+    unknown = [k for k in raw if k not in _SECTION_TYPES]
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]; allowed sections: {', '.join(_SECTION_TYPES)}")
+    sections = {name: _build_section(cls, raw.get(name, {}), name, source) for name, cls in _SECTION_TYPES.items()}
+    if not sections["study"].name:
+        if not NAME_RE.match(default_name):
+            raise ConfigError(f"{source}: [study] name is empty and the file name {default_name!r} is not a valid study name")
+        sections["study"] = dataclasses.replace(sections["study"], name=default_name)
+    cfg = StudyConfig(**sections, source=source)
+    if cfg.train.checkpoint_every > cfg.train.steps:
+        raise ConfigError(f"{source}: [train] checkpoint_every = {cfg.train.checkpoint_every} exceeds [train] steps = {cfg.train.steps}; expected at most steps")
+    return cfg
+
+
+def resolve_study_path(name_or_path: str) -> Path:
+    """A study is a name under studies/ (`quick`, `lucic2018/mnist`) or a path to a .toml file."""
+    if name_or_path.endswith(".toml"):
+        path = Path(name_or_path)
+    else:
+        if name_or_path.startswith("/") or ".." in Path(name_or_path).parts or not name_or_path:
+            raise ConfigError(f"study {name_or_path!r}: a study name must name a file under {STUDIES_DIR} (no '..', no absolute path); or pass a path ending in .toml")
+        path = STUDIES_DIR / f"{name_or_path}.toml"
+    if not path.is_file():
+        raise ConfigError(f"study file {path} does not exist; available studies: {', '.join(list_studies()) or 'none'}")
+    return path
+
+
+def load_study(name_or_path: str) -> StudyConfig:
+    path = resolve_study_path(name_or_path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    return parse_study(raw, str(path), default_name=path.stem)
+
+
+def list_studies() -> list[str]:
+    if not STUDIES_DIR.is_dir():
+        return []
+    return sorted(str(p.relative_to(STUDIES_DIR).with_suffix("")) for p in STUDIES_DIR.rglob("*.toml"))
+
+
+def describe_fields() -> list[tuple[str, str, Any, str]]:
+    """(section, key, default, doc) for every config field, for docs and `bench list --keys`."""
+    rows = []
+    for name, cls in _SECTION_TYPES.items():
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            rows.append((name, f.name, default, f.metadata.get("doc", "")))
+    return rows
+

@@ -1,0 +1,114 @@
+"""The one place that knows the file layout of results, and how files are written.
+
+    results/<study>/optuna.db                       embedded Optuna storage (SQLite)
+    results/<study>/summary.csv                     per-variant summary written after each run
+    results/<study>/<variant>/trial-NNNN/config.json   resolved config, hyperparameters, seeds
+    results/<study>/<variant>/trial-NNNN/metrics.jsonl append-only log: loss terms and evaluations
+    results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
+    results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
+    $BENCH_CACHE (default ~/.cache/bench)           feature extractors and reference statistics
+
+Writes of whole files are atomic (temporary file + rename), so a crash never leaves half a file
+that is read later; the metrics log is append-only JSON lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ConfigError
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("BENCH_RESULTS", "results"))
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
+
+
+def study_dir(study: str, root: Path | None = None) -> Path:
+    root = (root or results_root()).resolve()
+    path = (root / study).resolve()
+    if root not in path.parents:
+        raise ConfigError(f"study name {study!r} would write outside {root}; use letters, digits, '_', '-', '.'")
+    return path
+
+
+def trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
+    return study_dir(study, root) / variant / f"trial-{number:04d}"
+
+
+def checkpoint_path(tdir: Path, step: int) -> Path:
+    return tdir / "checkpoints" / f"g-{step:07d}.pt"
+
+
+def default_storage_url(study: str, root: Path | None = None) -> str:
+    return f"sqlite:///{study_dir(study, root) / 'optuna.db'}"
+
+
+def _jsonable(obj: Any) -> Any:
+    """JSON without NaN/Infinity literals: non-finite floats become the strings 'nan', 'inf', '-inf'."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return "nan" if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    return obj
+
+
+def from_json_number(v: Any) -> Any:
+    return float(v) if v in ("nan", "inf", "-inf") else v
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    """Append one record as a single line; one write call per line keeps lines whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(_jsonable(record), sort_keys=True) + "\n"
+    with open(path, "a") as f:
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a metrics log; a torn last line (a crash mid-write) is skipped, others must parse."""
+    lines = path.read_text().splitlines()
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                return
+            raise
+        yield {k: from_json_number(v) for k, v in rec.items()}

@@ -1,0 +1,44 @@
+"""Every registry by kind, so config validation and `bench list` see the same names.
+
+Imports are lazy, so importing the config module stays cheap until a name is checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get(kind: str) -> dict[str, Any]:
+    if kind == "variants":
+        from .variants import VARIANTS
+
+        return VARIANTS
+    if kind == "datasets":
+        from .data import DATASETS
+
+        return DATASETS
+    if kind == "architectures":
+        from .models import ARCHITECTURES
+
+        return ARCHITECTURES
+    if kind == "metrics":
+        from .metrics import METRICS
+
+        return METRICS
+    if kind == "samplers":
+        from .samplers import SAMPLERS
+
+        return SAMPLERS
+    raise KeyError(kind)
+
+
+KINDS = ("variants", "datasets", "architectures", "metrics", "samplers")
+
+
+def names(kind: str) -> list[str]:
+    return list(get(kind))
+
+
+def doc(kind: str, name: str) -> str:
+    entry = get(kind)[name]
+    return getattr(entry, "doc", "") or ""

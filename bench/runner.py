@@ -1,0 +1,172 @@
+"""The study runner: one Optuna study per (study file, variant), a fixed trial budget, resumable.
+
+Running the same command again continues up to the budget and never redoes a finished trial:
+the budget counts finished trials (complete, pruned, diverged, failed with an error) and trials
+running now. Trial 0 of every search is the variant's paper default, enqueued when the study is
+created. Each trial leaves a folder (records.py) and its summary in the storage's user attributes.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+import traceback
+from typing import Any, Callable
+
+import optuna
+import torch
+
+from . import records, space, storage
+from .config import StudyConfig
+from .errors import ConfigError
+from .samplers import SAMPLERS
+from .train import resolve_device, run_trial, trial_seeds
+from .variants import VARIANTS, Variant
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def optuna_study_name(cfg: StudyConfig, variant: str) -> str:
+    return f"{cfg.name}:{variant}"
+
+
+def compat_digest(cfg: StudyConfig) -> str:
+    """Hash of everything that changes what a trial computes (the budget and description excluded)."""
+    import hashlib
+    import json
+
+    d = cfg.to_dict()
+    for key in ("trials", "description", "storage", "variants"):
+        d["study"].pop(key)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
+    S = optuna.trial.TrialState
+    if t.state in (S.COMPLETE, S.PRUNED, S.RUNNING):
+        return True
+    return t.state == S.FAIL and t.user_attrs.get("outcome") == "failed"
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    env = {
+        "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+        "optuna": optuna.__version__, "device": str(device),
+    }
+    if device.type == "cuda":
+        env["device_name"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    else:
+        env["device_name"] = platform.processor() or platform.machine()
+    return env
+
+
+def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True) -> optuna.Study:
+    st = storage.open_storage(url)
+    name = optuna_study_name(cfg, variant.name)
+    sampler = SAMPLERS[cfg.study.sampler].make(cfg.study.seed)
+    if not create and name not in storage.study_names(st):
+        raise ConfigError(f"storage {storage.mask(url)} holds no study {name!r}; create it with `bench study {cfg.name} --variant {variant.name}`")
+    study = optuna.create_study(study_name=name, storage=st, sampler=sampler, direction="minimize", load_if_exists=True)
+    digest = compat_digest(cfg)
+    stored = study.user_attrs.get("compat_digest")
+    if stored is None:
+        study.set_user_attr("compat_digest", digest)
+        study.set_user_attr("config", cfg.to_dict())
+        study.set_user_attr("variant", variant.name)
+        study.set_user_attr("storage_kind", storage.kind(url))
+    elif stored != digest:
+        raise ConfigError(
+            f"{cfg.source}: storage {storage.mask(url)} already holds study {name!r} made from a different configuration "
+            f"(digest {stored}, this file {digest}); use another [study] name or storage")
+    if not study.get_trials(deepcopy=False):
+        defaults = {k: variant.defaults[k] for k in space.searched(variant.space(cfg.study.space))}
+        study.enqueue_trial(defaults, user_attrs={"paper_default": True})
+    return study
+
+
+def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url: str) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        hp = space.suggest(trial, variant.space(cfg.study.space))
+        if trial.user_attrs.get("paper_default"):
+            hp = dict(variant.defaults)  # sample 0 is the authors' setting, fixed values included
+        seeds = trial_seeds(cfg.study.seed, trial.number)
+        tdir = records.trial_dir(cfg.name, variant.name, trial.number)
+        if tdir.exists():  # left by an earlier storage: keep it, never overwrite
+            tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
+        tdir.mkdir(parents=True)
+        records.write_json(tdir / "config.json", {
+            "study": cfg.name, "variant": variant.name, "trial": trial.number, "hparams": hp, "seeds": seeds,
+            "eval_seed": cfg.eval.seed, "sampler": cfg.study.sampler, "space": cfg.study.space,
+            "paper_default": bool(trial.user_attrs.get("paper_default")), "config": cfg.to_dict(),
+            "config_digest": cfg.digest(), "storage": storage.mask(url), "environment": environment(device),
+        })
+        for key, value in {"hparams": hp, "seeds": seeds, "sampler": cfg.study.sampler, "space": cfg.study.space,
+                           "device": str(device), "trial_dir": str(tdir)}.items():
+            trial.set_user_attr(key, value)
+
+        def on_eval(step: int, value: float) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at D step {step} with {cfg.eval.metrics[0]} = {value:.4g}")
+
+        try:
+            result = run_trial(cfg, variant, hp, seeds, tdir, device, on_eval)
+        except optuna.TrialPruned:
+            trial.set_user_attr("outcome", "pruned")
+            raise
+        except Exception as e:
+            trial.set_user_attr("outcome", "failed")
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            records.append_jsonl(tdir / "metrics.jsonl", {"kind": "failed", "error": traceback.format_exc()})
+            raise
+        for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
+                           "seconds": round(result.seconds, 3), "best_step": result.best_step,
+                           "evaluations": result.evaluations}.items():
+            trial.set_user_attr(key, value)
+        return result.value
+
+    return objective
+
+
+def run_variant(cfg: StudyConfig, variant_name: str, url: str, device_spec: str | None = None,
+                log: Callable[[str], None] = print) -> optuna.Study:
+    """Run trials of one variant until the budget is spent (or resume a partial study)."""
+    variant = VARIANTS[variant_name]
+    device = resolve_device(device_spec or cfg.train.device)
+    study = open_study(cfg, variant, url)
+    objective = make_objective(cfg, variant, device, url)
+    budget = cfg.study.trials
+    while True:
+        done = sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False))
+        if done >= budget:
+            break
+        t0 = time.perf_counter()
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        last = study.get_trials(deepcopy=False)[-1]
+        value = last.value if last.value is not None else math.nan
+        log(f"[{cfg.name}/{variant_name}] trial {last.number}: {last.user_attrs.get('outcome', last.state.name.lower())}, "
+            f"{cfg.eval.metrics[0]} = {value:.4g} ({time.perf_counter() - t0:.1f}s on {device})"
+            + (f" - {last.user_attrs.get('error') or last.user_attrs.get('reason')}" if last.user_attrs.get("outcome") in ("failed", "diverged") else ""))
+    return study
+
+
+def resolve_storage_url(cfg: StudyConfig, cli_url: str | None = None) -> str:
+    import os
+
+    url = cli_url or os.environ.get("BENCH_STORAGE") or cfg.study.storage
+    if not url:
+        records.study_dir(cfg.name).mkdir(parents=True, exist_ok=True)
+        url = records.default_storage_url(cfg.name)
+    return url
+
+
+def main_variants(cfg: StudyConfig, variant: str) -> list[str]:
+    if variant == "all":
+        return list(cfg.study.variants)
+    if variant not in VARIANTS:
+        raise ConfigError(f"--variant {variant!r} is not a variant; expected 'all' or one of {', '.join(VARIANTS)}")
+    return [variant]
+
+

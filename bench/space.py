@@ -1,0 +1,63 @@
+"""Search spaces as data in natural units, and the one function that turns them into Optuna calls.
+
+A space maps a hyperparameter name to `Float(low, high, log)`, `Choice(values)` or `Fixed(value)`
+(compare_gan v1's params.py kept the same data: default, range, log scale, discrete). Fixed
+values are not searched; they are recorded with the trial like every other value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Union
+
+
+@dataclass(frozen=True)
+class Float:
+    low: float
+    high: float
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.low < self.high or (self.log and self.low <= 0):
+            raise ValueError(f"bad Float range [{self.low}, {self.high}] log={self.log}")
+
+    def contains(self, v: Any) -> bool:
+        return isinstance(v, (int, float)) and self.low <= v <= self.high
+
+
+@dataclass(frozen=True)
+class Choice:
+    values: tuple[Any, ...]
+
+    def contains(self, v: Any) -> bool:
+        return v in self.values
+
+
+@dataclass(frozen=True)
+class Fixed:
+    value: Any
+
+    def contains(self, v: Any) -> bool:
+        return v == self.value
+
+
+Param = Union[Float, Choice, Fixed]
+Space = Mapping[str, Param]
+
+
+def suggest(trial: Any, space: Space) -> dict[str, Any]:
+    """Ask an Optuna trial for every searched parameter of `space`; fixed ones are filled in."""
+    hp: dict[str, Any] = {}
+    for name, p in space.items():
+        if isinstance(p, Float):
+            hp[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+        elif isinstance(p, Choice):
+            hp[name] = trial.suggest_categorical(name, list(p.values))
+        else:
+            hp[name] = p.value
+    return hp
+
+
+def searched(space: Space) -> dict[str, Param]:
+    """The parameters Optuna sees (everything but Fixed)."""
+    return {k: v for k, v in space.items() if not isinstance(v, Fixed)}
