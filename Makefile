@@ -19,6 +19,7 @@ help:
 	@echo "make test                                                run the test suite"
 	@echo "make report STUDY=<name>                                 summarise a study's results"
 	@echo "make list                                                show variants, datasets, metrics, studies"
+	@echo "make bench [BENCH=name]                                  run benchmarks, write results/bench/"
 	@echo "make setup / make clean                                  create / remove .venv and caches"
 
 setup: $(STAMP)
@@ -42,6 +43,10 @@ list: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Speed figures: every registered benchmark, results under results/bench/ (BENCH=name to pick one).
+bench: setup
+	$(PY) -m bench.benchmarks $(BENCH)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

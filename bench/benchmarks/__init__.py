@@ -1,0 +1,32 @@
+"""Benchmarks: `make bench` runs every registered benchmark and writes results/bench/<name>.json
+plus a table, results/bench/README.md. Speed is measured here, never in tests.
+
+A benchmark is `fn(quick: bool) -> dict` registered with `@benchmark("name")`; it returns its
+figures (with units in the keys, e.g. `steps_per_s`) and, for comparisons, a `ratio` measured side
+by side in the same run (medians of repeats; these machines are shared and noisy). Modules under
+this package register on import; add yours to MODULES.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {}
+MODULES: list[str] = []  # e.g. "bench.benchmarks.data_path"
+
+
+def benchmark(name: str) -> Callable[[Callable[[bool], dict[str, Any]]], Callable[[bool], dict[str, Any]]]:
+    def deco(fn: Callable[[bool], dict[str, Any]]) -> Callable[[bool], dict[str, Any]]:
+        if name in BENCHMARKS:
+            raise ValueError(f"benchmark {name!r} registered twice")
+        BENCHMARKS[name] = fn
+        return fn
+
+    return deco
+
+
+def load_all() -> dict[str, Callable[[bool], dict[str, Any]]]:
+    for m in MODULES:
+        importlib.import_module(m)
+    return BENCHMARKS

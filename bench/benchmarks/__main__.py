@@ -1,0 +1,50 @@
+"""`python -m bench.benchmarks [NAME ...] [--quick]`: run benchmarks, write results/bench/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import torch
+
+from .. import records
+from . import load_all
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.benchmarks", description=__doc__)
+    p.add_argument("names", nargs="*", help="benchmarks to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="fewer repeats, for a smoke run")
+    args = p.parse_args(argv)
+    registry = load_all()
+    unknown = [n for n in args.names if n not in registry]
+    if unknown:
+        print(f"bench: error: unknown benchmark {unknown[0]!r}; expected one of {', '.join(registry)}", file=sys.stderr)
+        return 2
+    out_dir = records.results_root() / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    host = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    for name in args.names or list(registry):
+        t0 = time.perf_counter()
+        figures = registry[name](args.quick)
+        result = {"name": name, "host": host, "wall_s": round(time.perf_counter() - t0, 2),
+                  "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
+        records.write_json(out_dir / f"{name}.json", result)
+        print(json.dumps({k: v for k, v in result.items() if k != "host"}))
+    rows = []
+    for path in sorted(out_dir.glob("*.json")):
+        r = records.read_json(path)
+        figs = ", ".join(f"{k}={v}" for k, v in r.items() if k not in ("name", "host", "date", "wall_s", "command", "detail"))
+        rows.append(f"| {r['name']} | {figs} | `{r.get('command', 'make bench')}` | {r.get('date', '')} |")
+    table = "| benchmark | figures | command | date |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    records.atomic_write_bytes(out_dir / "README.md", table.encode())
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
