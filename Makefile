@@ -9,10 +9,11 @@ STUDY ?= quick
 TRIALS ?=
 WORKERS ?= 1
 PYTEST_ARGS ?=
+AUDIT_ARGS ?=
 
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
 
-.PHONY: setup study test report list bench clean help
+.PHONY: setup study test report list bench audit clean help
 
 help:
 	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n]  run a study, print the summary"
@@ -20,6 +21,7 @@ help:
 	@echo "make report STUDY=<name>                                 summarise a study's results"
 	@echo "make list                                                show variants, datasets, metrics, studies"
 	@echo "make bench [BENCH=name]                                  run benchmarks, write results/bench/"
+	@echo "make audit STUDY=<name> [AUDIT_ARGS='--trials all']      verify a study's records and rerun its best trials"
 	@echo "make setup / make clean                                  create / remove .venv and caches"
 
 setup: $(STAMP)
@@ -43,6 +45,10 @@ list: setup
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Reproducibility audit: results/<study>/audit/audit.md; exits non-zero when anything fails.
+audit: setup
+	$(PY) -m bench audit $(STUDY) $(AUDIT_ARGS)
 
 # Speed figures: every registered benchmark, results under results/bench/ (BENCH=name to pick one).
 bench: setup

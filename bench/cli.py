@@ -73,6 +73,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _print_summary(cfg, url, variants)
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    from . import audit
+
+    variants = [v for v in args.variant.split(",") if v] if args.variant else None
+    report, _ = audit.run_audit(args.study, args.trials, args.reruns, args.tolerance, variants, args.phase,
+                                args.storage, args.device, args.strict)
+    return 0 if report["verdict"] == "pass" else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -94,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("study", help="study name or path to its .toml file")
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("audit", help="verify a study's records (seals, checksums, manifests) and rerun chosen trials; exit 1 on any failure")
+    s.add_argument("study", help="study name, path to its .toml file, or a study known only by its results folder")
+    s.add_argument("--trials", default="best", help="'best' (per variant, the default), 'all', or trial numbers such as 0,3")
+    s.add_argument("--reruns", type=int, default=1, help="reruns per trial (0: verify the records only) [1]")
+    s.add_argument("--tolerance", type=float, default=1e-6, help="tolerance for every logged number of a rerun, relative (absolute below 1) [1e-6]")
+    s.add_argument("--variant", help="comma-separated variants (default: every variant in the storage)")
+    s.add_argument("--phase", choices=["search", "seeds"], default="search", help="the search trials, or the seed reruns of `bench seeds`")
+    s.add_argument("--strict", action="store_true", help="environment drift (versions, device, commit) fails the audit too")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--device", help="device for the reruns (default: the recorded config's [train] device)")
+    s.set_defaults(fn=cmd_audit)
     return p
 
 

@@ -96,6 +96,7 @@ class TrainSection:
     log_every: int = _opt(100, "write loss terms to the metrics log every this many D steps", positive)
     device: str = _opt("auto", "'auto' (cuda when present, else cpu), 'cpu', 'cuda' or 'cuda:N'", lambda v: None if re.match(r"^(auto|cpu|cuda(:\d+)?)$", v) else "'auto', 'cpu', 'cuda' or 'cuda:N'")
     keep_checkpoints: bool = _opt(True, "keep G weights of every checkpoint so `bench eval` can re-evaluate them")
+    deterministic: bool = _opt(False, "deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, CUBLAS_WORKSPACE_CONFIG) so a GPU rerun is bit-identical; off by default: slower on GPUs (seeds are always set; README: Audit a study)")
 
 
 @dataclass(frozen=True)

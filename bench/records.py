@@ -6,6 +6,9 @@
     results/<study>/<variant>/trial-NNNN/metrics.jsonl append-only log: loss terms and evaluations
     results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
+    results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
+    results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
+    results/<study>/audit/audit.md, audit.json      the last `bench audit`; audit/scratch/ holds its reruns
     $BENCH_CACHE (default ~/.cache/bench)           feature extractors and reference statistics
 
 Writes of whole files are atomic (temporary file + rename), so a crash never leaves half a file
@@ -42,6 +45,19 @@ def study_dir(study: str, root: Path | None = None) -> Path:
 
 def trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
     return study_dir(study, root) / variant / f"trial-{number:04d}"
+
+
+def seed_trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
+    """Phase 3 (seed reruns of a variant's best configuration), apart from the search trials."""
+    return study_dir(study, root) / "seeds" / variant / f"trial-{number:04d}"
+
+
+def manifest_path(tdir: Path) -> Path:
+    return tdir / "manifest.json"
+
+
+def audit_dir(study: str, root: Path | None = None) -> Path:
+    return study_dir(study, root) / "audit"
 
 
 def checkpoint_path(tdir: Path, step: int) -> Path:

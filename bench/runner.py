@@ -17,7 +17,7 @@ from typing import Any, Callable
 import optuna
 import torch
 
-from . import records, space, storage
+from . import manifest, records, space, storage
 from .config import StudyConfig
 from .errors import ConfigError
 from .samplers import SAMPLERS
@@ -102,6 +102,7 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             "paper_default": bool(trial.user_attrs.get("paper_default")), "config": cfg.to_dict(),
             "config_digest": cfg.digest(), "storage": storage.mask(url), "environment": environment(device),
         })
+        manifest.begin(tdir, cfg, variant.name, trial.number, hp, seeds, device, url)
         for key, value in {"hparams": hp, "seeds": seeds, "sampler": cfg.study.sampler, "space": cfg.study.space,
                            "device": str(device), "trial_dir": str(tdir)}.items():
             trial.set_user_attr(key, value)
@@ -111,6 +112,7 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at D step {step} with {cfg.eval.metrics[0]} = {value:.4g}")
 
+        result = None
         try:
             result = run_trial(cfg, variant, hp, seeds, tdir, device, on_eval)
         except optuna.TrialPruned:
@@ -121,6 +123,8 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             records.append_jsonl(tdir / "metrics.jsonl", {"kind": "failed", "error": traceback.format_exc()})
             raise
+        finally:  # after every record above, the failure line included: the manifest's checksums cover them
+            manifest.finish(tdir, result, trial.user_attrs.get("outcome"))
         for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
                            "seconds": round(result.seconds, 3), "best_step": result.best_step,
                            "evaluations": result.evaluations}.items():

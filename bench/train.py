@@ -26,10 +26,10 @@ import torch
 import torchvision.utils
 
 from . import data as data_mod
-from . import records
+from . import manifest, records
 from .config import StudyConfig
 from .errors import Diverged
-from .metrics import METRICS, MetricContext
+from .metrics import METRICS, MetricContext, extractor_provenance
 from .models import ARCHITECTURES
 from .samplers import derive_seed
 from .variants import Variant
@@ -48,7 +48,7 @@ def resolve_device(spec: str) -> torch.device:
 
 def trial_seeds(study_seed: int, number: int) -> dict[str, int]:
     """Every seed of a trial, derived from (study seed, trial number) and recorded in config.json."""
-    return {name: derive_seed(study_seed, number, name) for name in ("torch", "data_order")}
+    return {name: derive_seed(study_seed, number, name) for name in ("torch", "data_order", "numpy", "python")}
 
 
 def data_root(cfg: StudyConfig) -> Path:
@@ -69,6 +69,7 @@ class TrialResult:
     device: str
     reason: str = ""
     evaluations: list[dict[str, Any]] = field(default_factory=list)
+    extractors: dict[str, Any] = field(default_factory=dict)  # feature extractors the metrics used (for the manifest)
 
 
 def fixed_z(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -89,9 +90,12 @@ def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int, mode: str) ->
 def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
     images = generate(G, z, cfg.eval.batch_size, cfg.eval.generator_mode)
     values = {}
-    for name in cfg.eval.metrics:
-        m = METRICS[name]
-        values[name] = m.compute(ctx, images[: m.num_samples])["value"]
+    # Metrics may draw random numbers or seed torch (an extractor trained on first use does); the
+    # fork keeps training's random stream the same whether or not they do, so reruns are bit-identical.
+    with torch.random.fork_rng(devices=[z.device] if z.device.type == "cuda" else []):
+        for name in cfg.eval.metrics:
+            m = METRICS[name]
+            values[name] = m.compute(ctx, images[: m.num_samples])["value"]
     return values, images
 
 
@@ -113,7 +117,7 @@ def run_trial(
     on_eval: Callable[[int, float], None] | None = None,
 ) -> TrialResult:
     t0 = time.perf_counter()
-    torch.manual_seed(seeds["torch"])
+    manifest.seed_everything(seeds, cfg.train.deterministic)
     data = data_mod.load(cfg.data.dataset, data_root(cfg))
     arch = ARCHITECTURES[cfg.model.architecture]
     G = arch.generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
@@ -189,6 +193,7 @@ def run_trial(
         records.append_jsonl(log, {"kind": "diverged", "step": result.steps, "reason": str(e)})
     finally:
         result.seconds = time.perf_counter() - t0
+        result.extractors = extractor_provenance(ctx)
     if images is not None and torch.isfinite(images).all():
         buf = io.BytesIO()
         torchvision.utils.save_image(images[:64].cpu(), buf, format="png", nrow=8)

@@ -1,0 +1,383 @@
+"""`bench audit`: take a study's records at their word only after checking them, and rerun trials.
+
+For every chosen trial the audit (1) checks the manifest's seal and config hash, (2) verifies every
+stored file against the sha256 the manifest recorded when the trial ended (an append-only log that
+only grew is reported as drift, anything else as a failure), (3) checks the storage's outcome and
+value against the metrics log, (4) compares the manifest with one made here from config.json and
+names every difference, failing on identity fields (config, seeds, data fingerprint, metric
+protocol, extractor checksum) and reporting environment drift (versions, device, commit), and
+(5) reruns the trial K times from config.json into `audit/scratch/` and compares every logged
+number within a relative tolerance. Results go to `results/<study>/audit/audit.{md,json}`
+(layout in records.py); the exit code is 1 when anything fails (with --strict, drift too).
+
+Reruns follow the paper's own reading of a run (Lucic et al. 2018): the same configuration and
+seed must give the same best-over-checkpoints FID; PROTOCOL.md's "best" is what the storage holds.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from . import manifest, records, storage
+from .config import NAME_RE, load_study, parse_study
+from .errors import ConfigError, HarnessError
+
+PHASES = {  # phase -> (Optuna study-name suffix, trial folder)
+    "search": ("", records.trial_dir),
+    "seeds": (":seeds", records.seed_trial_dir),
+}
+NOT_COMPARED = ("kind", "step", "seconds")  # fields of a log record that are not results
+
+
+@dataclass
+class TrialRef:
+    variant: str
+    number: int
+    phase: str
+    state: str  # Optuna state, lower case
+    outcome: str | None  # the runner's outcome attribute (complete, diverged, pruned, failed)
+    value: float | None
+    folder: Path
+
+
+@dataclass
+class Check:
+    field: str
+    status: str  # "fail" or "drift"
+    message: str
+
+
+@dataclass
+class TrialAudit:
+    ref: TrialRef
+    checks: list[Check] = field(default_factory=list)
+    reruns: list[dict[str, Any]] = field(default_factory=list)
+    files_verified: int = 0
+
+    def fail(self, fld: str, message: str) -> None:
+        self.checks.append(Check(fld, "fail", message))
+
+    def drift(self, fld: str, message: str) -> None:
+        self.checks.append(Check(fld, "drift", message))
+
+    @property
+    def verdict(self) -> str:
+        return "fail" if any(c.status == "fail" for c in self.checks) else "pass"
+
+    @property
+    def label(self) -> str:
+        return f"{self.ref.variant} trial {self.ref.number}" + ("" if self.ref.phase == "search" else f" ({self.ref.phase})")
+
+
+class _StopRerun(Exception):
+    """Ends a rerun of a pruned trial at the step where the original was pruned."""
+
+
+# ---------------------------------------------------------------- which study, which trials
+
+def resolve_study(study: str, storage_url: str | None) -> tuple[str, str]:
+    """(name, storage URL) from a study file or name; a study known only by its results folder
+    (e.g. one brought in by `bench import`) works too."""
+    import os
+
+    from .runner import resolve_storage_url
+
+    try:
+        cfg = load_study(study)
+        return cfg.name, resolve_storage_url(cfg, storage_url)
+    except ConfigError:
+        if study.endswith(".toml") or not NAME_RE.match(study) or not records.study_dir(study).is_dir():
+            raise
+    url = storage_url or os.environ.get("BENCH_STORAGE") or records.default_storage_url(study)
+    return study, url
+
+
+def select(name: str, url: str, phase: str, trials: str, variants: list[str] | None) -> list[TrialRef]:
+    suffix, folder_of = PHASES[phase]
+    st = storage.open_storage(url, heartbeat=False)
+    found = {}
+    for sname in storage.study_names(st):
+        head, _, rest = sname.partition(":")
+        if head != name or not rest.endswith(suffix) or ":" in rest[: len(rest) - len(suffix)]:
+            continue
+        variant = rest[: len(rest) - len(suffix)] if suffix else rest
+        if variant and (variants is None or variant in variants):
+            found[variant] = sname
+    if not found:
+        raise HarnessError(f"storage {storage.mask(url)} holds no {phase} study of {name!r}"
+                           + (f" for variant(s) {', '.join(variants)}" if variants else "")
+                           + ("; run `bench seeds` first" if phase == "seeds" else ""))
+    if trials not in ("best", "all"):
+        try:
+            wanted = {int(x) for x in trials.split(",") if x.strip()}
+        except ValueError:
+            raise ConfigError(f"--trials {trials!r}: expected 'best', 'all' or trial numbers such as 0,3") from None
+    refs = []
+    for variant, sname in sorted(found.items()):
+        S = optuna.trial.TrialState
+        done = [t for t in optuna.load_study(study_name=sname, storage=st).get_trials(deepcopy=False)
+                if t.state not in (S.WAITING, S.RUNNING)]
+        if trials == "best":
+            scored = [t for t in done if t.state == S.COMPLETE and t.value is not None and math.isfinite(t.value)]
+            done = [min(scored, key=lambda t: (t.value, t.number))] if scored else []
+        elif trials != "all":
+            done = [t for t in done if t.number in wanted]
+        for t in done:
+            refs.append(TrialRef(variant, t.number, phase, t.state.name.lower(), t.user_attrs.get("outcome"), t.value,
+                                 folder_of(name, variant, t.number)))
+    if not refs:
+        raise ConfigError(f"--trials {trials}: no finished {phase} trial of study {name!r} matches")
+    return refs
+
+
+# ---------------------------------------------------------------- checks of one trial
+
+def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]]) -> None:
+    tdir = a.ref.folder
+    for rel, rec in sorted(recorded.items()):
+        path = tdir / rel
+        if not path.is_file():
+            a.fail(f"files.{rel}", "recorded in the manifest, missing from the trial folder")
+            continue
+        size = path.stat().st_size
+        if size == rec["bytes"] and manifest.sha256_file(path) == rec["sha256"]:
+            a.files_verified += 1
+        elif size > rec["bytes"] and manifest.sha256_file(path, rec["bytes"]) == rec["sha256"]:
+            a.files_verified += 1
+            a.drift(f"files.{rel}", f"{size - rec['bytes']} bytes appended after the trial ended (the recorded part is intact)")
+        else:
+            a.fail(f"files.{rel}", f"sha256 differs from the manifest (recorded {rec['sha256'][:12]}…, "
+                                   f"{rec['bytes']} bytes; found {manifest.sha256_file(path)[:12]}…, {size} bytes)")
+    for rel in manifest.trial_files(tdir):
+        if rel not in recorded:
+            a.drift(f"files.{rel}", "in the trial folder but not in the manifest (added after the trial ended)")
+
+
+def recorded_log(tdir: Path, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The metrics log as it was when the trial ended (its recorded prefix)."""
+    path = tdir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    data = path.read_bytes()
+    n = files.get("metrics.jsonl", {}).get("bytes", len(data))
+    return [{k: records.from_json_number(v) for k, v in json.loads(line).items()}
+            for line in data[:n].decode().splitlines() if line.strip()]
+
+
+def best_of(log: list[dict[str, Any]], objective: str) -> float:
+    vals = [float(r[objective]) for r in log if r.get("kind") == "eval" and objective in r]
+    finite = [v for v in vals if math.isfinite(v)]
+    return min(finite) if finite else math.inf
+
+
+def rel_diff(a: Any, b: Any) -> float:
+    """|a - b| relative to the larger magnitude, absolute below 1 (loss terms near 0 are not all noise)."""
+    a, b = float(a), float(b)
+    if a == b or (math.isnan(a) and math.isnan(b)):
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return abs(a - b) / max(abs(a), abs(b), 1.0)
+
+
+def compare_logs(recorded: list[dict[str, Any]], rerun: list[dict[str, Any]], tolerance: float,
+                 until: int | None) -> tuple[list[Check], float, int]:
+    """Every logged number of the original against the rerun: (failures, largest relative difference, numbers compared)."""
+    mine = {(r["kind"], r["step"]): r for r in rerun if r.get("kind") in ("train", "eval")}
+    fails, worst, n = [], 0.0, 0
+    for r in recorded:
+        if r.get("kind") not in ("train", "eval") or (until is not None and r["step"] > until):
+            continue
+        other = mine.get((r["kind"], r["step"]))
+        where = f"metrics.jsonl[{r['kind']} step {r['step']}]"
+        if other is None:
+            fails.append(Check(where, "fail", "the rerun has no such record (it stopped or diverged earlier)"))
+            continue
+        for key, value in r.items():
+            if key in NOT_COMPARED or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            d = rel_diff(value, other.get(key, math.nan))
+            n += 1
+            worst = max(worst, d)
+            if d > tolerance:
+                fails.append(Check(f"{where}.{key}", "fail", f"recorded {value!r}, rerun {other.get(key)!r} "
+                                                              f"(relative difference {d:.3g} > tolerance {tolerance:g})"))
+    return fails, worst, n
+
+
+def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_spec: str | None, scratch: Path,
+                log: Callable[[str], None]) -> TrialAudit:
+    from .runner import optuna_study_name
+    from .train import resolve_device, run_trial
+    from .variants import VARIANTS
+
+    a = TrialAudit(ref)
+    tdir = ref.folder
+    if not tdir.is_dir():
+        a.fail("folder", f"{tdir} does not exist")
+        return a
+    mpath, cpath = records.manifest_path(tdir), tdir / "config.json"
+    if not mpath.is_file():
+        a.fail("manifest.json", "missing: the trial was made before manifests, or the file was removed")
+        return a
+    rec = manifest.read(tdir)
+    if not manifest.seal_ok(rec):
+        a.fail("manifest.seal", "manifest.json was edited after the trial ended (its seal does not match its content)")
+    if rec.get("config_sha256") != manifest.sha256_bytes(manifest.canonical(rec.get("config", {}))):
+        a.fail("config_sha256", "does not match the recorded config")
+    check_files(a, rec.get("files") or {})
+    if rec.get("files") is None:
+        a.fail("files", "no checksums recorded: the trial never ended (killed?)")
+    if ref.outcome is not None and rec.get("status") != ref.outcome:
+        a.fail("status", f"manifest says {rec.get('status')!r}, the storage says {ref.outcome!r}")
+    log_rec = recorded_log(tdir, rec.get("files") or {})
+    objective = rec.get("metrics", {}).get("objective")
+    if ref.state == "complete" and objective and ref.value is not None and rel_diff(ref.value, best_of(log_rec, objective)) > 0:
+        a.fail("storage.value", f"the storage holds {ref.value!r}, the metrics log's best {objective} is {best_of(log_rec, objective)!r}")
+    if not cpath.is_file():
+        a.fail("config.json", "missing: the trial cannot be rerun")
+        return a
+
+    # A manifest made here from config.json: every difference is named and classified.
+    cj = records.read_json(cpath)
+    try:
+        cfg = parse_study(cj["config"], str(cpath))
+        hp, seeds = cj["hparams"], cj["seeds"]
+        device = resolve_device(device_spec or cfg.train.device)
+        suffix = PHASES[ref.phase][0]
+        here = manifest.build(cfg, ref.variant, ref.number, hp, seeds, device, url, ref.phase,
+                              optuna_study_name(cfg, ref.variant) + suffix)
+    except (HarnessError, KeyError) as e:
+        a.fail("config.json", f"cannot be read back: {type(e).__name__}: {e}")
+        return a
+    for d in manifest.compare(rec, here):
+        (a.fail if d.kind == "identity" else a.drift)(d.field, d.text())
+
+    if ref.state == "fail" and reruns:
+        log(f"  {a.label}: failed with an error when it ran; its records are verified, it is not rerun")
+        reruns = 0
+    until = None
+    if ref.outcome == "pruned":
+        until = max((r["step"] for r in log_rec if r.get("kind") == "eval"), default=0)
+    for k in range(reruns):
+        sdir = scratch / ref.phase / ref.variant / f"trial-{ref.number:04d}" / f"rerun-{k}"
+        shutil.rmtree(sdir, ignore_errors=True)
+        sdir.mkdir(parents=True)
+        t0 = time.perf_counter()
+
+        def stop(step: int, value: float) -> None:
+            if until is not None and step >= until:
+                raise _StopRerun()
+
+        result, error = None, ""
+        try:
+            result = run_trial(cfg, VARIANTS[ref.variant], hp, seeds, sdir, device, stop)
+        except _StopRerun:
+            pass
+        except Exception as e:  # the rerun failing is a finding, not a crash of the audit
+            error = f"{type(e).__name__}: {e}"
+        seconds = time.perf_counter() - t0
+        new_log = list(records.read_jsonl(sdir / "metrics.jsonl")) if (sdir / "metrics.jsonl").is_file() else []
+        fails, worst, n = compare_logs(log_rec, new_log, tolerance, until)
+        info = {"index": k, "seconds": round(seconds, 2), "numbers_compared": n, "max_rel_diff": worst,
+                "bit_identical": n > 0 and worst == 0.0 and not fails, "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
+        if error:
+            a.fail(f"rerun {k}", f"raised {error}")
+        for c in fails:
+            a.checks.append(Check(f"rerun {k}: {c.field}", c.status, c.message))
+        if result is not None:
+            if ref.outcome in ("complete", "diverged") and result.outcome != ref.outcome:
+                a.fail(f"rerun {k}: status", f"recorded {ref.outcome!r}, rerun {result.outcome!r} ({result.reason})")
+            for d in manifest.compare({"metrics": {"extractors": rec.get("metrics", {}).get("extractors", {})}},
+                                      {"metrics": {"extractors": manifest.extractors_of(result)}}):
+                (a.fail if d.kind == "identity" else a.drift)(f"rerun {k}: {d.field}", d.text())
+        ckpts = sorted((sdir / "checkpoints").glob("*.pt")) if (sdir / "checkpoints").is_dir() else []
+        recorded_files = rec.get("files") or {}
+        same = [manifest.sha256_file(p) == recorded_files.get(f"checkpoints/{p.name}", {}).get("sha256") for p in ckpts]
+        info["checkpoints_identical"] = f"{sum(same)}/{len(same)}"
+        a.reruns.append(info)
+        log(f"  {a.label}: rerun {k} {'bit-identical' if info['bit_identical'] else f'max relative difference {worst:.3g}'}"
+            f" over {n} numbers, weights identical {info['checkpoints_identical']} ({seconds:.1f}s)")
+    return a
+
+
+# ---------------------------------------------------------------- the whole audit
+
+def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: float = 1e-6, variants: list[str] | None = None,
+              phase: str = "search", storage_url: str | None = None, device: str | None = None, strict: bool = False,
+              log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+    if reruns < 0:
+        raise ConfigError(f"--reruns {reruns}: expected 0 (verify records only) or more")
+    if not (tolerance >= 0):
+        raise ConfigError(f"--tolerance {tolerance}: expected a relative tolerance >= 0")
+    name, url = resolve_study(study, storage_url)
+    refs = select(name, url, phase, trials, variants)
+    adir = records.audit_dir(name)
+    scratch = adir / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    log(f"audit {name}: {len(refs)} {phase} trial(s) ({trials}), {reruns} rerun(s) each, relative tolerance {tolerance:g}")
+    audits = [audit_trial(r, url, reruns, tolerance, device, scratch, log) for r in refs]
+    failures = [f"{a.label}: {c.field}: {c.message}" for a in audits for c in a.checks if c.status == "fail"]
+    drift = [f"{a.label}: {c.field}: {c.message}" for a in audits for c in a.checks if c.status == "drift"]
+    verdict = "fail" if failures or (strict and drift) else "pass"
+    report = {
+        "study": name, "when": manifest.now(), "storage_kind": storage.kind(url), "harness": manifest.harness_git(),
+        "options": {"trials": trials, "reruns": reruns, "tolerance": tolerance, "phase": phase, "strict": strict,
+                    "variants": variants, "device": device},
+        "verdict": verdict, "failures": failures, "drift": drift,
+        "trials": [{
+            "variant": a.ref.variant, "trial": a.ref.number, "phase": a.ref.phase, "outcome": a.ref.outcome,
+            "value": a.ref.value, "folder": str(a.ref.folder.relative_to(records.study_dir(name))),
+            "verdict": a.verdict, "files_verified": a.files_verified, "reruns": a.reruns,
+            "checks": [asdict(c) for c in a.checks],
+        } for a in audits],
+    }
+    records.write_json(adir / "audit.json", report)
+    records.atomic_write_bytes(adir / "audit.md", render_markdown(report).encode())
+    for a in audits:
+        first = next((c for c in a.checks if c.status == "fail"), None)
+        n_drift = sum(c.status == "drift" for c in a.checks)
+        log(f"  {a.label}: {a.verdict.upper()}, {a.files_verified} files verified"
+            + (f", {len(a.reruns)} rerun(s) max relative difference {max(r['max_rel_diff'] for r in a.reruns):.3g}" if a.reruns else "")
+            + (f", {n_drift} drift" if n_drift else "") + (f" - {first.field}: {first.message}" if first else ""))
+    for line in drift:
+        log(f"  drift: {line}")
+    for line in failures:
+        log(f"  FAIL: {line}")
+    log(f"verdict: {verdict.upper()} ({sum(a.verdict == 'fail' for a in audits)} of {len(audits)} trials failed, "
+        f"{len(drift)} drift) -> {adir / 'audit.md'}")
+    return report, adir
+
+
+def _fmt(v: Any) -> str:
+    return "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def render_markdown(r: dict[str, Any]) -> str:
+    o = r["options"]
+    lines = [
+        f"# Audit of study `{r['study']}`", "",
+        f"- when: {r['when']}; harness commit {r['harness'].get('git_commit') or 'unknown'}"
+        + (" (dirty)" if r["harness"].get("git_dirty") else "") + f"; storage kind {r['storage_kind']}",
+        f"- trials: `{o['trials']}` ({o['phase']}), reruns per trial: {o['reruns']}, relative tolerance: {o['tolerance']:g}"
+        + (", strict (drift fails)" if o["strict"] else ""),
+        f"- verdict: **{r['verdict'].upper()}** ({len(r['failures'])} failures, {len(r['drift'])} drift)", "",
+        "| variant | trial | outcome | value | files verified | reruns | max rel. diff | bit-identical | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for t in r["trials"]:
+        rr = t["reruns"]
+        lines.append(f"| {t['variant']} | {t['trial']} | {t['outcome'] or ''} | {_fmt(t['value'])} | {t['files_verified']} | {len(rr)} | "
+                     f"{_fmt(max((x['max_rel_diff'] for x in rr), default=None))} | "
+                     f"{'yes' if rr and all(x['bit_identical'] for x in rr) else ('no' if rr else '')} | **{t['verdict'].upper()}** |")
+    for title, items in (("Failures", r["failures"]), ("Drift (environment differences; they fail only with --strict)", r["drift"])):
+        lines += ["", f"## {title}", ""] + ([f"- {x}" for x in items] or ["none"])
+    return "\n".join(lines) + "\n"

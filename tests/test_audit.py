@@ -1,0 +1,217 @@
+"""Reproducibility (issue 8): manifests, deterministic mode and `bench audit` on a tiny study.
+
+One tiny deterministic study is made once by the real CLI; each test audits its own copy, so a
+test that alters a file or a manifest field never disturbs another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tomllib
+
+import pytest
+import torch
+
+from bench import manifest, records
+from bench.cli import main as bench_main
+from bench.config import parse_study
+
+from .conftest import ROOT, run_cli, tiny_study_text
+
+DETERMINISTIC = 'device = "cpu"\ndeterministic = true'
+METRIC = "fid_lenet_digits5k_1k_test"
+
+
+def tiny_text() -> str:
+    return tiny_study_text(trials=1).replace('device = "cpu"', DETERMINISTIC)
+
+
+@pytest.fixture(autouse=True)
+def restore_torch_determinism():
+    """In-process trials switch deterministic mode on; leave the test process as it was."""
+    state = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    yield
+    torch.use_deterministic_algorithms(state[0])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = state[1], state[2]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory, shared_cache):
+    """A tiny deterministic study (one wgan trial) made by `bench study` in a subprocess."""
+    base = tmp_path_factory.mktemp("made")
+    toml = base / "tiny.toml"
+    toml.write_text(tiny_text())
+    env = {k: v for k, v in os.environ.items() if k != "BENCH_STORAGE"}
+    env.update(BENCH_RESULTS=str(base / "results"), BENCH_CACHE=str(shared_cache),
+               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    r = run_cli("study", toml, "--variant", "wgan", env=env)
+    assert r.returncode == 0, r.stderr
+    return base
+
+
+@pytest.fixture
+def study(made, tmp_path, env):
+    """This test's own copy of the made study's results (BENCH_RESULTS points at it)."""
+    shutil.copytree(made / "results", tmp_path / "results")
+    return tmp_path / "results" / "tiny"
+
+
+def audit(capsys, *args: str) -> tuple[int, str, dict]:
+    rc = bench_main(["audit", "tiny", *args])
+    out = capsys.readouterr().out
+    report = json.loads((records.audit_dir("tiny") / "audit.json").read_text())
+    return rc, out, report
+
+
+def reseal(tdir, edit) -> None:
+    m = manifest.read(tdir)
+    edit(m)
+    records.write_json(records.manifest_path(tdir), manifest.seal(m))
+
+
+def test_two_cpu_runs_of_one_trial_are_bit_identical(env, tmp_path):
+    from bench.train import resolve_device, run_trial, trial_seeds
+    from bench.variants import VARIANTS
+
+    cfg = parse_study(tomllib.loads(tiny_text()), "tiny.toml")
+    hp = VARIANTS["ns_gan"].defaults
+    runs = []
+    for k in range(2):
+        tdir = tmp_path / f"run{k}"
+        tdir.mkdir()
+        result = run_trial(cfg, VARIANTS["ns_gan"], hp, trial_seeds(0, 3), tdir, resolve_device("cpu"))
+        log = [{k2: v for k2, v in r.items() if k2 != "seconds"} for r in records.read_jsonl(tdir / "metrics.jsonl")]
+        runs.append((result, log, {p.name: p.read_bytes() for p in sorted((tdir / "checkpoints").iterdir())}))
+    (r0, log0, ck0), (r1, log1, ck1) = runs
+    assert torch.are_deterministic_algorithms_enabled()
+    assert math.isfinite(r0.value) and r0.value == r1.value  # the FID, bit for bit
+    assert [e[METRIC] for e in r0.evaluations] == [e[METRIC] for e in r1.evaluations]
+    assert log0 == log1 and len(log0) >= 4
+    assert ck0 == ck1 and len(ck0) == 2
+    assert (tmp_path / "run0" / "samples.png").read_bytes() == (tmp_path / "run1" / "samples.png").read_bytes()
+
+
+def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
+    """A metric that seeds torch (the extractor trains on first use) must not change training's draws."""
+    from bench.metrics import METRICS, Metric, MetricContext
+    from bench.train import evaluate
+
+    def reseeding(ctx, images):
+        torch.manual_seed(0)
+        return {"value": float(torch.rand(()))}
+
+    monkeypatch.setitem(METRICS, "reseeding", Metric("reseeding", "test metric", 8, reseeding))
+    cfg = parse_study(tomllib.loads(tiny_text()), "tiny.toml").replace("eval", metrics=["reseeding"])
+    G = torch.nn.Sequential(torch.nn.Linear(4, 784), torch.nn.Unflatten(1, (1, 28, 28)))
+    torch.manual_seed(1)
+    before = torch.get_rng_state()
+    evaluate(G, cfg, MetricContext(None, torch.device("cpu")), torch.zeros(8, 4))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_manifest_records_how_the_trial_was_made(study):
+    from bench import data as data_mod
+    from bench import features
+    from bench.train import data_root
+
+    tdir = study / "wgan" / "trial-0000"
+    m = manifest.read(tdir)
+    cj = json.loads((tdir / "config.json").read_text())
+    assert manifest.seal_ok(m) and m["status"] == "complete" and m["schema"] == manifest.SCHEMA
+    assert m["config"]["hparams"] == cj["hparams"] and m["config"]["study"]["train"]["deterministic"] is True
+    assert m["config_sha256"] == manifest.sha256_bytes(manifest.canonical(m["config"]))
+    assert m["seeds"] == {**cj["seeds"], "eval_z": 42} and set(m["seeds"]) == {"torch", "numpy", "python", "data_order", "eval_z"}
+    assert m["software"]["packages"]["torch"] and m["software"]["packages"]["optuna"] and m["software"]["python"]
+    assert m["torch"]["version"] == torch.__version__ and {"cuda", "cudnn"} <= set(m["torch"])
+    assert m["device"]["type"] == "cpu" and m["device"]["name"]
+    assert m["determinism"]["use_deterministic_algorithms"] is True and m["determinism"]["cublas_workspace_config"] == ":4096:8"
+    assert re.fullmatch(r"[0-9a-f]{40}", m["harness"]["git_commit"]) and isinstance(m["harness"]["git_dirty"], bool)
+    data = data_mod.load("digits5k", data_root(parse_study(tomllib.loads(tiny_text()), "tiny.toml")))
+    assert m["data"]["fingerprint"] == data.fingerprint()
+    assert m["metrics"]["extractors"]["lenet"]["sha256"] == features.lenet(data, torch.device("cpu"))[1]["sha256"]
+    assert m["metrics"]["objective"] == METRIC and METRIC in m["metrics"]["protocol"]
+    assert m["storage"] == {"kind": "sqlite", "optuna_study": "tiny:wgan"}
+    assert set(m["files"]) == {"config.json", "metrics.jsonl", "samples.png", "checkpoints/g-0000005.pt", "checkpoints/g-0000010.pt"}
+    for rel, rec in m["files"].items():
+        assert rec == {"sha256": manifest.sha256_file(tdir / rel), "bytes": (tdir / rel).stat().st_size}
+
+
+def test_manifest_never_holds_storage_credentials():
+    cfg = parse_study(tomllib.loads(tiny_text()), "tiny.toml").replace("study", storage="postgresql://ann:s3cret@db:5432/bench")
+    blob = manifest.canonical(manifest.trial_config(cfg, "wgan", {}))
+    assert b"s3cret" not in blob and b"ann:***@db" in blob
+
+
+def test_audit_passes_on_an_untouched_study(study, env):
+    r = run_cli("audit", "tiny", "--trials", "best", "--reruns", "1", env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "wgan trial 0: PASS" in r.stdout and "verdict: PASS" in r.stdout
+    report = json.loads((study / "audit" / "audit.json").read_text())
+    assert report["verdict"] == "pass" and report["failures"] == []
+    (t,) = report["trials"]
+    assert t["files_verified"] == 5 and t["reruns"][0]["bit_identical"] and t["reruns"][0]["checkpoints_identical"] == "2/2"
+    assert "**PASS**" in (study / "audit" / "audit.md").read_text()
+
+
+def _alter_log(tdir):
+    p = tdir / "metrics.jsonl"
+    p.write_text(re.sub(rf'"{METRIC}": ([0-9.]+)', lambda g: f'"{METRIC}": {float(g[1]) * 0.9}', p.read_text(), count=1))
+
+
+@pytest.mark.parametrize("what, alter, fields", [
+    ("metrics log", _alter_log, ["files.metrics.jsonl"]),
+    ("sample grid", lambda t: (t / "samples.png").write_bytes(b"\x89PNG not the grid"), ["files.samples.png"]),
+    ("checkpoint", lambda t: (t / "checkpoints" / "g-0000010.pt").unlink(), ["files.checkpoints/g-0000010.pt"]),
+    ("manifest seed", lambda t: _edit_manifest(t, lambda m: m["seeds"].update(torch=m["seeds"]["torch"] + 1)),
+     ["manifest.seal", "seeds.torch"]),
+    ("manifest fingerprint", lambda t: _edit_manifest(t, lambda m: m["data"].update(fingerprint="0" * 64)),
+     ["manifest.seal", "data.fingerprint"]),
+    ("manifest hyperparameter", lambda t: _edit_manifest(t, lambda m: m["config"]["hparams"].update(learning_rate=1e-3)),
+     ["manifest.seal", "config_sha256", "config.hparams.learning_rate"]),
+])
+def test_audit_fails_naming_the_trial_and_the_field(study, capsys, what, alter, fields):
+    alter(study / "wgan" / "trial-0000")
+    rc, out, report = audit(capsys, "--reruns", "0")
+    assert rc == 1 and report["verdict"] == "fail", out
+    for f in fields:
+        assert f"FAIL: wgan trial 0: {f}:" in out
+        assert any(x.startswith(f"wgan trial 0: {f}:") for x in report["failures"])
+
+
+def _edit_manifest(tdir, edit) -> None:
+    m = manifest.read(tdir)
+    edit(m)
+    records.write_json(records.manifest_path(tdir), m)  # not resealed: an edit after the trial
+
+
+def test_a_rerun_catches_a_forged_result_whose_checksums_were_updated(study, capsys):
+    tdir = study / "wgan" / "trial-0000"
+    _alter_log(tdir)
+    reseal(tdir, lambda m: m.update(files=manifest.file_checksums(tdir)))
+    rc, out, report = audit(capsys, "--reruns", "1")
+    assert rc == 1
+    assert f"FAIL: wgan trial 0: rerun 0: metrics.jsonl[eval step 5].{METRIC}:" in out
+
+
+def test_audit_names_package_version_drift(study, capsys):
+    """A study made with another torch: the audit names the drift; it fails only with --strict."""
+    tdir = study / "wgan" / "trial-0000"
+    reseal(tdir, lambda m: m["software"]["packages"].update(torch="2.0.0"))
+    rc, out, report = audit(capsys, "--reruns", "0")
+    assert rc == 0 and report["verdict"] == "pass", out
+    line = f"wgan trial 0: software.packages.torch: recorded 2.0.0, here {manifest.software()['packages']['torch']}"
+    assert f"drift: {line}" in out and line in report["drift"]
+    assert line in (study / "audit" / "audit.md").read_text()
+    rc, out, report = audit(capsys, "--reruns", "0", "--strict")
+    assert rc == 1 and report["verdict"] == "fail"
+
+
+def test_an_appended_log_is_drift_not_a_failure(study, capsys):
+    tdir = study / "wgan" / "trial-0000"
+    records.append_jsonl(tdir / "metrics.jsonl", {"kind": "eval", "step": 10, "fid_other": 1.0})
+    rc, out, _ = audit(capsys, "--reruns", "0")
+    assert rc == 0 and "files.metrics.jsonl: " in out and "bytes appended after the trial ended" in out
