@@ -44,6 +44,7 @@ def cmd_study(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
+    _check_data(cfg)
     url = runner.resolve_storage_url(cfg, args.storage)
     for v in variants:
         runner.run_variant(cfg, v, url, args.device)
@@ -60,6 +61,31 @@ def _print_summary(cfg, url: str, variants: list[str]) -> int:
         print(table.to_string(index=False))
     print(f"summary: {path}")
     print(f"trials:  {path.with_name('trials.csv')}")
+    return 0
+
+
+def _check_data(cfg) -> None:
+    """Load the study's data once before any trial, so missing files stop the run with one message
+    instead of failing every trial; trials in this process reuse the loaded data."""
+    from . import data
+
+    data.load(cfg.data.dataset, data.resolve_root(cfg.data.root))
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from . import data
+
+    if args.dataset not in data.DATASETS:
+        raise ConfigError(f"dataset {args.dataset!r} is not in the registry; expected one of {', '.join(data.DATASETS)}")
+    root = data.resolve_root(args.root or "")
+    spec = data.DATASETS[args.dataset]
+    if spec.needs_download:
+        from . import data_vision
+
+        print(f"{args.dataset}: files in {data_vision.fetch(args.dataset, root)}")
+    else:
+        loaded = data.load(args.dataset, root)
+        print(f"{args.dataset}: needs no download ({loaded.source})")
     return 0
 
 
@@ -98,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
     s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
     s.set_defaults(fn=cmd_study)
+
+    s = sub.add_parser("fetch", help="download a dataset's files into the data root now (run where the network is reachable)")
+    s.add_argument("dataset", help="dataset registry name (see `bench list`)")
+    s.add_argument("--root", help="data root (default: $BENCH_DATA or ~/.cache/bench/data)")
+    s.set_defaults(fn=cmd_fetch)
 
     s = sub.add_parser("report", help="print and write the summary of a study's stored trials")
     s.add_argument("study", help="study name or path to its .toml file")

@@ -79,6 +79,7 @@ class StudySection:
 class DataSection:
     dataset: str = _opt("digits5k", "dataset registry name; digits5k needs no download", registry_check("datasets"))
     root: str = _opt("", "data root for downloadable datasets; empty = $BENCH_DATA or ~/.cache/bench/data")
+    workers: int = _opt(4, "DataLoader worker processes for streamed datasets (celeba); in-memory ones use none", non_negative)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,36 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     cfg = StudyConfig(**sections, source=source)
     if cfg.train.checkpoint_every > cfg.train.steps:
         raise ConfigError(f"{source}: [train] checkpoint_every = {cfg.train.checkpoint_every} exceeds [train] steps = {cfg.train.steps}; expected at most steps")
+    problem = _combination_problem(cfg)
+    if problem:
+        raise ConfigError(f"{source}: {problem}")
     return cfg
+
+
+def _combination_problem(cfg: StudyConfig) -> str | None:
+    """Dataset, architecture and metrics must fit together; the objective (first metric) is minimised."""
+    from . import registries
+
+    datasets, archs, metrics = (registries.get(k) for k in ("datasets", "architectures", "metrics"))
+    ds = cfg.data.dataset
+    shape = datasets[ds].shape
+    need = archs[cfg.model.architecture].accepts(shape)
+    if need:
+        fits = [a for a, arch in archs.items() if arch.accepts(shape) is None]
+        return (f"[model] architecture = {cfg.model.architecture!r} takes {need}, but [data] dataset = {ds!r} has samples "
+                f"of shape {shape}; expected one of {', '.join(map(repr, fits))}")
+    usable = [m for m, metric in metrics.items() if metric.supports(ds)]
+    bad = [m for m in cfg.eval.metrics if not metrics[m].supports(ds)]
+    if bad:
+        return f"[eval] metrics: {bad[0]!r} does not apply to [data] dataset = {ds!r}; expected metrics from {', '.join(map(repr, usable)) or 'none'}"
+    if not cfg.eval.metrics:
+        return f"[eval] metrics is empty; expected at least one of {', '.join(map(repr, usable)) or 'none'} (the first is the objective)"
+    objective = cfg.eval.metrics[0]
+    if not metrics[objective].lower_is_better:
+        lower = [m for m in usable if metrics[m].lower_is_better]
+        return (f"[eval] metrics: the first metric is the objective, which the study minimises, but {objective!r} is "
+                f"higher-is-better; expected a lower-is-better metric first, one of {', '.join(map(repr, lower)) or 'none'}")
+    return None
 
 
 def resolve_study_path(name_or_path: str) -> Path:

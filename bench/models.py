@@ -7,6 +7,13 @@
 Init N(0, 0.02) with zero biases; BN momentum 0.999 in TensorFlow's convention (PyTorch momentum
 0.001) and eps 1e-3. D returns raw logits (no sigmoid), so any loss can be put on it. `width`
 scales every channel/unit count for fast CPU runs; width 1.0 is the paper's network.
+
+`dcgan` and `sndcgan` are the two convolutional pairs of Kurach et al. 2019 ("A Large-Scale Study
+on Regularization and Normalization in GANs"), as in google/compare_gan's `architectures/dcgan.py`
+and `sndcgan.py`, for CIFAR-10 and CelebA; `mlp` is the small pair of Metz et al. 2017 (unrolled
+GANs, appendix A) for the 2-D mixtures `ring8` and `grid25`. Each entry says which sample shapes
+it accepts (`accepts`), so a study pairing an architecture with data it cannot take is refused
+when the study file is loaded.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ def init_weights(module: nn.Module) -> None:
     """N(0, 0.02) weights and zero biases for conv/linear layers; BN starts at gamma 1, beta 0."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            # a spectrally normalised layer computes `weight`; initialise the stored original
+            spectral = nn.utils.parametrize.is_parametrized(m, "weight")
+            nn.init.normal_(m.parametrizations.weight.original if spectral else m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -94,6 +103,7 @@ class Architecture:
     doc: str
     generator: Callable[[int, tuple[int, int, int], float], nn.Module]
     discriminator: Callable[[tuple[int, int, int], float, bool], nn.Module]
+    accepts: Callable[[tuple[int, ...]], str | None] = lambda shape: None  # None: fits, else what it needs
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -102,5 +112,191 @@ ARCHITECTURES: dict[str, Architecture] = {
         "InfoGAN-style conv G/D of Lucic et al. (28x28, 32x32, 64x64; D outputs logits)",
         lambda z_dim, shape, width: InfoGANGenerator(z_dim, shape, width),
         lambda shape, width, batchnorm: InfoGANDiscriminator(shape, width, batchnorm),
+        accepts=lambda shape: _image_sides_divisible(shape, 4),
     ),
 }
+
+
+# --- Kurach et al. 2019 (compare_gan v3) and Metz et al. 2017: dcgan, sndcgan, mlp ----------------
+
+
+def _image_sides_divisible(shape: tuple[int, ...], k: int) -> str | None:
+    if len(shape) != 3 or shape[1] % k or shape[2] % k:
+        return f"images (C, H, W) with H and W divisible by {k}"
+    return None
+
+
+def _sn(module: nn.Module, on: bool) -> nn.Module:
+    """Spectral normalization (Miyato et al. 2018): one power iteration per forward, as compare_gan."""
+    return nn.utils.parametrizations.spectral_norm(module) if on else module
+
+
+class DCGANGenerator(nn.Module):
+    """compare_gan `dcgan.Generator`: FC 512*(H/16)*(W/16) -> BN -> ReLU -> deconv5x5 s2 256 -> BN -> ReLU
+    -> deconv 128 -> BN -> ReLU -> deconv 64 -> BN -> ReLU -> deconv C -> 0.5 tanh + 0.5 (in [0, 1])."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], width: float = 1.0):
+        super().__init__()
+        c, h, w = shape
+        if _image_sides_divisible(shape, 16):
+            raise ValueError(f"dcgan needs image sides divisible by 16, got {h}x{w}")
+        c8, c4, c2, c1 = (_w(n, width) for n in (512, 256, 128, 64))
+        self.c8, self.h16, self.w16 = c8, h // 16, w // 16
+        self.fc = nn.Linear(z_dim, c8 * self.h16 * self.w16)
+
+        def up(cin: int, cout: int) -> nn.ConvTranspose2d:  # 5x5 stride 2, output exactly twice the input
+            return nn.ConvTranspose2d(cin, cout, 5, 2, 2, output_padding=1)
+
+        self.net = nn.Sequential(
+            _bn(c8, 2, True), nn.ReLU(),
+            up(c8, c4), _bn(c4, 2, True), nn.ReLU(),
+            up(c4, c2), _bn(c2, 2, True), nn.ReLU(),
+            up(c2, c1), _bn(c1, 2, True), nn.ReLU(),
+            up(c1, c), nn.Tanh(),
+        )
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, z_dim) -> (B, C, H, W) in [0, 1]
+        x = self.fc(z).view(z.shape[0], self.c8, self.h16, self.w16)
+        return 0.5 * self.net(x) + 0.5
+
+
+class DCGANDiscriminator(nn.Module):
+    """compare_gan `dcgan.Discriminator`: conv5x5 s2 64 -> lrelu(0.2) -> conv 128 -> [BN] -> lrelu ->
+    conv 256 -> [BN] -> lrelu -> conv 512 -> [BN] -> lrelu -> FC1 (raw logit). Images enter in [0, 1]."""
+
+    def __init__(self, shape: tuple[int, int, int], width: float = 1.0, batchnorm: bool = True, spectral: bool = False):
+        super().__init__()
+        c, h, w = shape
+        if _image_sides_divisible(shape, 16):
+            raise ValueError(f"dcgan needs image sides divisible by 16, got {h}x{w}")
+        c1, c2, c4, c8 = (_w(n, width) for n in (64, 128, 256, 512))
+
+        def down(cin: int, cout: int) -> nn.Module:
+            return _sn(nn.Conv2d(cin, cout, 5, 2, 2), spectral)
+
+        self.conv = nn.Sequential(
+            down(c, c1), nn.LeakyReLU(LRELU),
+            down(c1, c2), _bn(c2, 2, batchnorm), nn.LeakyReLU(LRELU),
+            down(c2, c4), _bn(c4, 2, batchnorm), nn.LeakyReLU(LRELU),
+            down(c4, c8), _bn(c8, 2, batchnorm), nn.LeakyReLU(LRELU),
+        )
+        self.fc = _sn(nn.Linear(c8 * (h // 16) * (w // 16), 1), spectral)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B,) raw logits
+        return self.fc(self.conv(x).flatten(1)).squeeze(1)
+
+
+class SNDCGANGenerator(nn.Module):
+    """compare_gan `sndcgan.Generator` (Miyato et al. 2018): FC 512*(H/8)*(W/8) -> BN -> ReLU -> reshape ->
+    deconv4x4 s2 256 -> BN -> ReLU -> deconv 128 -> BN -> ReLU -> deconv 64 -> BN -> ReLU ->
+    deconv3x3 s1 C -> (tanh + 1) / 2. The first BN normalises the flat FC output, as in the original."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], width: float = 1.0):
+        super().__init__()
+        c, h, w = shape
+        if _image_sides_divisible(shape, 8):
+            raise ValueError(f"sndcgan needs image sides divisible by 8, got {h}x{w}")
+        c8, c4, c2, c1 = (_w(n, width) for n in (512, 256, 128, 64))
+        self.c8, self.h8, self.w8 = c8, h // 8, w // 8
+        flat = c8 * self.h8 * self.w8
+        self.fc = nn.Sequential(nn.Linear(z_dim, flat), _bn(flat, 1, True), nn.ReLU())
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(c8, c4, 4, 2, 1), _bn(c4, 2, True), nn.ReLU(),
+            nn.ConvTranspose2d(c4, c2, 4, 2, 1), _bn(c2, 2, True), nn.ReLU(),
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), _bn(c1, 2, True), nn.ReLU(),
+            nn.ConvTranspose2d(c1, c, 3, 1, 1), nn.Tanh(),
+        )
+        init_weights(self)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, z_dim) -> (B, C, H, W) in [0, 1]
+        x = self.fc(z).view(z.shape[0], self.c8, self.h8, self.w8)
+        return (self.net(x) + 1.0) / 2.0
+
+
+class SNDCGANDiscriminator(nn.Module):
+    """compare_gan `sndcgan.Discriminator`: x -> 2x - 1 -> conv3x3 s1 64 -> conv4x4 s2 128 -> conv3 128 ->
+    conv4 s2 256 -> conv3 256 -> conv4 s2 512 -> conv3 512 (each followed by lrelu(0.1)) -> FC1 (raw logit),
+    spectral normalization on every layer. The released D has no batch-norm layer, so the trial's
+    `d_batchnorm` does not change it (compare_gan's "batch_norm" option is a no-op for this D too)."""
+
+    def __init__(self, shape: tuple[int, int, int], width: float = 1.0, batchnorm: bool = True, spectral: bool = True):
+        super().__init__()
+        c, h, w = shape
+        if _image_sides_divisible(shape, 8):
+            raise ValueError(f"sndcgan needs image sides divisible by 8, got {h}x{w}")
+        c1, c2, c4, c8 = (_w(n, width) for n in (64, 128, 256, 512))
+        layers: list[nn.Module] = []
+        for cin, cout, k, s in ((c, c1, 3, 1), (c1, c2, 4, 2), (c2, c2, 3, 1), (c2, c4, 4, 2),
+                                (c4, c4, 3, 1), (c4, c8, 4, 2), (c8, c8, 3, 1)):
+            layers += [_sn(nn.Conv2d(cin, cout, k, s, 1), spectral), nn.LeakyReLU(0.1)]
+        self.conv = nn.Sequential(*layers)
+        self.fc = _sn(nn.Linear(c8 * (h // 8) * (w // 8), 1), spectral)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B,) raw logits
+        return self.fc(self.conv(x * 2.0 - 1.0).flatten(1)).squeeze(1)
+
+
+class MLPGenerator(nn.Module):
+    """Metz et al. 2017, appendix A: FC128 -> ReLU -> FC128 -> ReLU -> FC D (linear), orthogonal init x0.8."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, ...], width: float = 1.0):
+        super().__init__()
+        (d,) = shape
+        n = _w(128, width)
+        self.net = nn.Sequential(nn.Linear(z_dim, n), nn.ReLU(), nn.Linear(n, n), nn.ReLU(), nn.Linear(n, d))
+        init_orthogonal(self, 0.8)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:  # (B, z_dim) -> (B, D)
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    """Metz et al. 2017, appendix A: x / 4 (the mixtures span about [-4, 4]) -> FC128 -> [BN] -> ReLU ->
+    FC1 (raw logit), orthogonal init x0.8. BN, when the trial has it, uses the constants of `infogan`."""
+
+    def __init__(self, shape: tuple[int, ...], width: float = 1.0, batchnorm: bool = True):
+        super().__init__()
+        (d,) = shape
+        n = _w(128, width)
+        self.net = nn.Sequential(nn.Linear(d, n), _bn(n, 1, batchnorm), nn.ReLU(), nn.Linear(n, 1))
+        init_orthogonal(self, 0.8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,) raw logits
+        return self.net(x / 4.0).squeeze(1)
+
+
+def init_orthogonal(module: nn.Module, gain: float) -> None:
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.orthogonal_(m.weight, gain)
+            nn.init.zeros_(m.bias)
+
+
+def _points(shape: tuple[int, ...]) -> str | None:
+    return None if len(shape) == 1 else "points (D,), e.g. the 2-D mixtures ring8 and grid25"
+
+
+ARCHITECTURES["dcgan"] = Architecture(
+    "dcgan",
+    "DCGAN of Kurach et al. 2019 (compare_gan): 5x5 convs, BN in D per trial; for CIFAR-10 (32x32), CelebA (64x64)",
+    lambda z_dim, shape, width: DCGANGenerator(z_dim, shape, width),
+    lambda shape, width, batchnorm: DCGANDiscriminator(shape, width, batchnorm),
+    accepts=lambda shape: _image_sides_divisible(shape, 16),
+)
+ARCHITECTURES["sndcgan"] = Architecture(
+    "sndcgan",
+    "SNDCGAN of Miyato et al./Kurach et al.: 7-conv D with spectral norm on every layer, no BN in D",
+    lambda z_dim, shape, width: SNDCGANGenerator(z_dim, shape, width),
+    lambda shape, width, batchnorm: SNDCGANDiscriminator(shape, width, batchnorm),
+    accepts=lambda shape: _image_sides_divisible(shape, 8),
+)
+ARCHITECTURES["mlp"] = Architecture(
+    "mlp",
+    "MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU; logits",
+    lambda z_dim, shape, width: MLPGenerator(z_dim, shape, width),
+    lambda shape, width, batchnorm: MLPDiscriminator(shape, width, batchnorm),
+    accepts=_points,
+)

@@ -10,6 +10,7 @@
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
     results/<study>/audit/audit.md, audit.json      the last `bench audit`; audit/scratch/ holds its reruns
     $BENCH_CACHE (default ~/.cache/bench)           feature extractors and reference statistics
+    $BENCH_CACHE/datasets/<name>-<key><ext>          generated datasets (triangles), keyed by their recipe
 
 Writes of whole files are atomic (temporary file + rename), so a crash never leaves half a file
 that is read later; the metrics log is append-only JSON lines.
@@ -33,6 +34,11 @@ def results_root() -> Path:
 
 def cache_root() -> Path:
     return Path(os.environ.get("BENCH_CACHE", Path.home() / ".cache" / "bench"))
+
+
+def dataset_cache_path(name: str, key: str, ext: str) -> Path:
+    """Where a generated dataset is cached; `key` hashes everything that determines its content."""
+    return cache_root() / "datasets" / f"{name}-{key}{ext}"
 
 
 def study_dir(study: str, root: Path | None = None) -> Path:

@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-import torchvision.utils
 
 from . import data as data_mod
-from . import manifest, records
+from . import manifest, preview, records
 from .config import StudyConfig
 from .errors import Diverged
 from .metrics import METRICS, MetricContext, extractor_provenance
@@ -52,11 +51,7 @@ def trial_seeds(study_seed: int, number: int) -> dict[str, int]:
 
 
 def data_root(cfg: StudyConfig) -> Path:
-    import os
-
-    if cfg.data.root:
-        return Path(cfg.data.root).expanduser()
-    return Path(os.environ.get("BENCH_DATA", Path.home() / ".cache" / "bench" / "data"))
+    return data_mod.resolve_root(cfg.data.root)
 
 
 @dataclass
@@ -125,7 +120,7 @@ def run_trial(
     betas = (float(hp["beta1"]), 0.999)
     opt_g = torch.optim.Adam(G.parameters(), lr=hp["learning_rate"], betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=hp["learning_rate"], betas=betas)
-    stream = data_mod.BatchStream(data.train, cfg.train.batch_size, seeds["data_order"], device)
+    stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = MetricContext(data, device, cfg.eval.batch_size)
     objective = cfg.eval.metrics[0]
     z_eval = fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device)
@@ -134,6 +129,8 @@ def run_trial(
     result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
     images = None
     acc: dict[str, torch.Tensor] = {}
+    records.append_jsonl(log, {"kind": "data", "step": 0, "dataset": data.name, "source": data.source,
+                               "fingerprint": data.fingerprint(), **stream.describe()})
 
     def z_batch() -> torch.Tensor:
         return torch.rand(B, cfg.model.z_dim, device=device) * 2 - 1  # (B, z_dim), U(-1, 1)
@@ -195,7 +192,5 @@ def run_trial(
         result.seconds = time.perf_counter() - t0
         result.extractors = extractor_provenance(ctx)
     if images is not None and torch.isfinite(images).all():
-        buf = io.BytesIO()
-        torchvision.utils.save_image(images[:64].cpu(), buf, format="png", nrow=8)
-        records.atomic_write_bytes(tdir / "samples.png", buf.getvalue())
+        records.atomic_write_bytes(tdir / "samples.png", preview.samples_png(images, data.test))
     return result
