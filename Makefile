@@ -10,10 +10,11 @@ TRIALS ?=
 WORKERS ?= 1
 PYTEST_ARGS ?=
 AUDIT_ARGS ?=
+SEEDS ?= 5
 
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
 
-.PHONY: setup study test report list bench audit clean help
+.PHONY: setup study test report list bench audit seeds export import clean help
 
 help:
 	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n]  run a study, print the summary"
@@ -22,6 +23,8 @@ help:
 	@echo "make list                                                show variants, datasets, metrics, studies"
 	@echo "make bench [BENCH=name]                                  run benchmarks, write results/bench/"
 	@echo "make audit STUDY=<name> [AUDIT_ARGS='--trials all']      verify a study's records and rerun its best trials"
+	@echo "make seeds STUDY=<name> VARIANT=<name|all> SEEDS=<k>     rerun each variant's best configuration with k seeds"
+	@echo "make export STUDY=<name> ARCHIVE=<file.tar.gz>           write a study to an archive; make import ARCHIVE=... reads one"
 	@echo "make setup / make clean                                  create / remove .venv and caches"
 
 setup: $(STAMP)
@@ -49,6 +52,17 @@ test: setup
 # Reproducibility audit: results/<study>/audit/audit.md; exits non-zero when anything fails.
 audit: setup
 	$(PY) -m bench audit $(STUDY) $(AUDIT_ARGS)
+
+# The paper's phase 3: the best configuration of each variant rerun with SEEDS seeds.
+seeds: setup
+	$(PY) -m bench seeds $(STUDY) --variant $(VARIANT) --seeds $(SEEDS)
+
+# Move a study between machines or storages (checksummed archive).
+export: setup
+	$(PY) -m bench export $(STUDY) $(ARCHIVE)
+
+import: setup
+	$(PY) -m bench import $(ARCHIVE)
 
 # Speed figures: every registered benchmark, results under results/bench/ (BENCH=name to pick one).
 bench: setup

@@ -108,6 +108,37 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0 if report["verdict"] == "pass" else 1
 
 
+def cmd_seeds(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import runner, seeds
+
+    cfg = _load(args)
+    variants = runner.main_variants(cfg, args.variant)
+    url = runner.resolve_storage_url(cfg, args.storage)
+    for v in variants:
+        seeds.run_seeds(cfg, v, url, args.seeds, args.trial, args.device)
+    table, path = seeds.write_tables(cfg, url)
+    with pd.option_context("display.max_columns", None, "display.width", 200):
+        print(table.to_string(index=False))
+    print(f"seed reruns: {path.with_name('seeds.csv')}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from . import archive
+
+    archive.export_study(args.study, args.archive, args.storage)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from . import archive
+
+    archive.import_archive(args.archive, args.storage)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -135,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
     s.set_defaults(fn=cmd_report)
 
+    s = sub.add_parser("seeds", help="the paper's phase 3: rerun each variant's best configuration with K seeds (a separate Optuna study)")
+    s.add_argument("study", help="study name under studies/ or a path to a .toml file")
+    s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file")
+    s.add_argument("--seeds", type=int, required=True, help="seed reruns per variant (the paper used 50); rerunning resumes up to this")
+    s.add_argument("--trial", type=int, help="rerun this search trial instead of the best one")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.set_defaults(fn=cmd_seeds)
+
     s = sub.add_parser("audit", help="verify a study's records (seals, checksums, manifests) and rerun chosen trials; exit 1 on any failure")
     s.add_argument("study", help="study name, path to its .toml file, or a study known only by its results folder")
     s.add_argument("--trials", default="best", help="'best' (per variant, the default), 'all', or trial numbers such as 0,3")
@@ -146,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
     s.add_argument("--device", help="device for the reruns (default: the recorded config's [train] device)")
     s.set_defaults(fn=cmd_audit)
+
+    s = sub.add_parser("export", help="write a study (its Optuna studies and trial folders) to a checksummed archive")
+    s.add_argument("study", help="study name, path to its .toml file, or a study known only by its results folder")
+    s.add_argument("archive", help="the archive to write (.tar.gz); ARCHIVE.sha256 is written beside it")
+    s.add_argument("--storage", help="Optuna storage URL to export from (default as for `bench study`)")
+    s.set_defaults(fn=cmd_export)
+
+    s = sub.add_parser("import", help="bring an exported study into this results folder and a storage, verifying every checksum")
+    s.add_argument("archive", help="an archive written by `bench export`")
+    s.add_argument("--storage", help="Optuna storage URL to import into (default: $BENCH_STORAGE or results/<study>/optuna.db)")
+    s.set_defaults(fn=cmd_import)
     return p
 
 

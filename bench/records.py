@@ -8,6 +8,7 @@
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
+    results/<study>/seeds/seeds.csv, summary.csv    one row per seed rerun; per-variant distribution
     results/<study>/audit/audit.md, audit.json      the last `bench audit`; audit/scratch/ holds its reruns
     $BENCH_CACHE (default ~/.cache/bench)           feature extractors and reference statistics
     $BENCH_CACHE/datasets/<name>-<key><ext>          generated datasets (triangles), keyed by their recipe
@@ -53,9 +54,13 @@ def trial_dir(study: str, variant: str, number: int, root: Path | None = None) -
     return study_dir(study, root) / variant / f"trial-{number:04d}"
 
 
-def seed_trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
+def seeds_dir(study: str, root: Path | None = None) -> Path:
     """Phase 3 (seed reruns of a variant's best configuration), apart from the search trials."""
-    return study_dir(study, root) / "seeds" / variant / f"trial-{number:04d}"
+    return study_dir(study, root) / "seeds"
+
+
+def seed_trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
+    return seeds_dir(study, root) / variant / f"trial-{number:04d}"
 
 
 def manifest_path(tdir: Path) -> Path:

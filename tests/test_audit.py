@@ -6,6 +6,7 @@ test that alters a file or a manifest field never disturbs another.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -13,6 +14,7 @@ import re
 import shutil
 import tomllib
 
+import pandas as pd
 import pytest
 import torch
 
@@ -215,3 +217,93 @@ def test_an_appended_log_is_drift_not_a_failure(study, capsys):
     records.append_jsonl(tdir / "metrics.jsonl", {"kind": "eval", "step": 10, "fid_other": 1.0})
     rc, out, _ = audit(capsys, "--reruns", "0")
     assert rc == 0 and "files.metrics.jsonl: " in out and "bytes appended after the trial ended" in out
+
+
+def _trials(url: str) -> dict:
+    import optuna
+
+    from bench import storage
+
+    st = storage.open_storage(url, heartbeat=False)
+    out = {}
+    for name in storage.study_names(st):
+        s = optuna.load_study(study_name=name, storage=st)
+        out[name] = (s.user_attrs, [(t.number, t.state, t.value, t.params, t.intermediate_values, t.user_attrs)
+                                    for t in s.get_trials()])
+    return out
+
+
+def test_export_then_import_reproduces_the_study(study, tmp_path, monkeypatch, capsys):
+    import tarfile
+
+    from bench.archive import study_files
+    from bench.config import load_study
+
+    archive = tmp_path / "moved" / "tiny.tar.gz"
+    assert bench_main(["export", "tiny", str(archive)]) == 0
+    assert (tmp_path / "moved" / "tiny.tar.gz.sha256").read_text().split()[0] == manifest.sha256_file(archive)
+    before = _trials(records.default_storage_url("tiny"))
+
+    dest = tmp_path / "elsewhere"
+    monkeypatch.setenv("BENCH_RESULTS", str(dest))
+    other = f"sqlite:///{tmp_path / 'other.db'}"  # another storage than the default layout's
+    assert bench_main(["import", str(archive), "--storage", other]) == 0
+    assert _trials(other) == before and len(before) == 1
+    for rel in study_files(study):
+        assert (dest / "tiny" / rel).read_bytes() == (study / rel).read_bytes(), rel
+    cfg = load_study(str(dest / "tiny" / "study.toml"))  # the stored configuration, resumable here
+    assert cfg.train.deterministic is True and cfg.name == "tiny" and cfg.study.storage == ""
+    capsys.readouterr()
+    rc, out, report = audit(capsys, "--reruns", "0", "--storage", other)
+    assert rc == 0 and report["trials"][0]["files_verified"] == 5, out
+
+    # Importing again is refused; so is an archive whose member was altered (export.json unchanged).
+    assert bench_main(["import", str(archive), "--storage", other]) == 2
+    forged = tmp_path / "forged.tar.gz"
+    with tarfile.open(archive) as src, tarfile.open(forged, "w:gz") as dst:
+        for m in src.getmembers():
+            data = src.extractfile(m).read()
+            if m.name.endswith("samples.png"):
+                data = data[:-1] + b"\x00"
+            m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "third"))
+    assert bench_main(["import", str(forged)]) == 1
+    err = capsys.readouterr().err
+    assert "files/wgan/trial-0000/samples.png: sha256 differs" in err
+    assert not (tmp_path / "third" / "tiny").exists()
+
+
+def test_seed_reruns_are_a_separate_study_of_the_best_configuration(made, study, capsys):
+    import optuna
+
+    from bench import seeds, storage
+
+    toml = str(made / "tiny.toml")
+    assert bench_main(["seeds", toml, "--variant", "wgan", "--seeds", "2"]) == 0
+    url = records.default_storage_url("tiny")
+    st = storage.open_storage(url, heartbeat=False)
+    search = optuna.load_study(study_name="tiny:wgan", storage=st)
+    s = optuna.load_study(study_name="tiny:wgan:seeds", storage=st)
+    assert s.user_attrs["source_trial"] == 0 and s.user_attrs["hparams"] == search.trials[0].user_attrs["hparams"]
+    assert len(search.trials) == 1  # the search study is untouched
+    values = [t.value for t in s.trials]
+    assert len(values) == 2 and all(math.isfinite(v) for v in values) and values[0] != values[1]
+    seen = {json.dumps(search.trials[0].user_attrs["seeds"], sort_keys=True)}
+    for t in s.trials:
+        tdir = records.seed_trial_dir("tiny", "wgan", t.number)
+        m = manifest.read(tdir)
+        assert m["phase"] == "seeds" and m["status"] == "complete" and manifest.seal_ok(m)
+        assert m["storage"]["optuna_study"] == "tiny:wgan:seeds" and t.user_attrs["seed_index"] == t.number
+        seen.add(json.dumps(t.user_attrs["seeds"], sort_keys=True))
+    assert len(seen) == 3  # every rerun has its own seeds, none a search trial's
+    frame = seeds.seeds_frame("tiny", url)
+    assert list(frame["value"]) == values and set(frame["phase"]) == {"seeds"}
+    table = pd.read_csv(records.seeds_dir("tiny") / "summary.csv")
+    assert table.loc[0, f"{METRIC}_mean"] == pytest.approx(sum(values) / 2)
+    # The same command again resumes: nothing reruns.
+    assert bench_main(["seeds", toml, "--variant", "wgan", "--seeds", "2"]) == 0
+    assert len(optuna.load_study(study_name="tiny:wgan:seeds", storage=st).trials) == 2
+    capsys.readouterr()
+    rc, out, report = audit(capsys, "--phase", "seeds", "--trials", "all", "--reruns", "0")
+    assert rc == 0 and len(report["trials"]) == 2, out

@@ -1,0 +1,197 @@
+"""Phase 3 of the paper: each variant's best configuration rerun with K seeds (Lucic et al. 2018).
+
+The paper reran the best (run, checkpoint) of its wide search with 50 seeds and reported the
+mean ± std of the best FID over those reruns (PROTOCOL.md); the spread over seeds is what a single
+"best run" hides. Here:
+
+- Optuna study `<study>:<variant>:seeds`, in the study's own storage, apart from the search study
+  `<study>:<variant>`. Its user attributes: kind = "seed_reruns", source_study, source_trial,
+  source_value, hparams, compat_digest, config, variant. Trial n is seed rerun n: the same
+  hyperparameters, seeds `train.trial_seeds(derive_seed(study seed, "seeds"), n)` (one seed set
+  shared by every variant, none equal to a search trial's), the same fixed evaluation z. Its user
+  attributes are those of a search trial (hparams, seeds, outcome, steps, seconds, best_step,
+  evaluations, device, trial_dir) plus seed_index and source_trial; its value is the best
+  objective over its checkpoints, as for a search trial.
+- Folders `results/<study>/seeds/<variant>/trial-NNNN/` (records.seed_trial_dir) with config.json,
+  manifest.json (phase "seeds"), metrics.jsonl, samples.png and checkpoints, like a search trial.
+- `seeds_frame` gives reports one row per rerun; `bench audit --phase seeds` audits them.
+
+Running the same command again resumes up to K, as `bench study` does; a larger K adds reruns.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from typing import Any, Callable
+
+import optuna
+import pandas as pd
+
+from . import manifest, records, storage
+from .config import StudyConfig
+from .errors import ConfigError, HarnessError
+from .runner import compat_digest, counts_toward_budget, optuna_study_name
+from .samplers import derive_seed
+from .train import resolve_device, run_trial, trial_seeds
+from .variants import VARIANTS
+
+SUFFIX = ":seeds"
+
+
+def seeds_study_name(cfg_or_name: StudyConfig | str, variant: str) -> str:
+    name = cfg_or_name if isinstance(cfg_or_name, str) else cfg_or_name.name
+    return f"{name}:{variant}{SUFFIX}"
+
+
+def rerun_seeds(study_seed: int, index: int) -> dict[str, int]:
+    return trial_seeds(derive_seed(study_seed, "seeds"), index)
+
+
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial:
+    S = optuna.trial.TrialState
+    scored = [t for t in study.get_trials(deepcopy=False)
+              if t.state == S.COMPLETE and t.value is not None and math.isfinite(t.value)]
+    if not scored:
+        raise HarnessError(f"study {study.study_name!r} has no complete trial with a finite value to rerun")
+    return min(scored, key=lambda t: (t.value, t.number))
+
+
+def open_seeds_study(cfg: StudyConfig, variant: str, url: str, source_trial: int | None) -> optuna.Study:
+    st = storage.open_storage(url)
+    search_name = optuna_study_name(cfg, variant)
+    if search_name not in storage.study_names(st):
+        raise ConfigError(f"storage {storage.mask(url)} holds no study {search_name!r}; run `bench study {cfg.name} --variant {variant}` first")
+    search = optuna.load_study(study_name=search_name, storage=st)
+    if search.user_attrs.get("compat_digest") != compat_digest(cfg):
+        raise ConfigError(f"{cfg.source}: study {search_name!r} in {storage.mask(url)} was made from a different configuration")
+    if source_trial is None:
+        source = best_trial(search)
+    else:
+        match = [t for t in search.get_trials(deepcopy=False) if t.number == source_trial]
+        if not match or match[0].state != optuna.trial.TrialState.COMPLETE:
+            raise ConfigError(f"--trial {source_trial}: study {search_name!r} has no complete trial {source_trial}")
+        source = match[0]
+    name = seeds_study_name(cfg, variant)
+    study = optuna.create_study(study_name=name, storage=st, direction="minimize", load_if_exists=True,
+                                sampler=optuna.samplers.RandomSampler(seed=cfg.study.seed))
+    made_from = study.user_attrs.get("source_trial")
+    if made_from is None:
+        for key, value in {"kind": "seed_reruns", "source_study": search_name, "source_trial": source.number,
+                           "source_value": source.value, "hparams": source.user_attrs["hparams"],
+                           "compat_digest": compat_digest(cfg), "config": cfg.to_dict(), "variant": variant}.items():
+            study.set_user_attr(key, value)
+    elif made_from != source.number:
+        raise ConfigError(f"seed reruns {name!r} were made from trial {made_from}, but trial {source.number} is "
+                          f"{'asked for' if source_trial is not None else 'now the best'}; pass --trial {made_from} "
+                          "to add seeds to them, or use another storage")
+    return study
+
+
+def make_objective(cfg: StudyConfig, variant: str, device: Any, url: str, study: optuna.Study) -> Callable[[optuna.Trial], float]:
+    hp, source = study.user_attrs["hparams"], study.user_attrs["source_trial"]
+
+    def objective(trial: optuna.Trial) -> float:
+        seeds = rerun_seeds(cfg.study.seed, trial.number)
+        tdir = records.seed_trial_dir(cfg.name, variant, trial.number)
+        if tdir.exists():  # left by an earlier storage: keep it, never overwrite
+            tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
+        tdir.mkdir(parents=True)
+        records.write_json(tdir / "config.json", {
+            "study": cfg.name, "variant": variant, "trial": trial.number, "phase": "seeds", "seed_index": trial.number,
+            "source_trial": source, "hparams": hp, "seeds": seeds, "eval_seed": cfg.eval.seed, "config": cfg.to_dict(),
+            "config_digest": cfg.digest(), "storage": storage.mask(url),
+        })
+        manifest.begin(tdir, cfg, variant, trial.number, hp, seeds, device, url, phase="seeds", optuna_study=study.study_name)
+        for key, value in {"hparams": hp, "seeds": seeds, "seed_index": trial.number, "source_trial": source,
+                           "device": str(device), "trial_dir": str(tdir)}.items():
+            trial.set_user_attr(key, value)
+        result = None
+        try:
+            result = run_trial(cfg, VARIANTS[variant], hp, seeds, tdir, device)
+        except Exception as e:
+            trial.set_user_attr("outcome", "failed")
+            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
+            records.append_jsonl(tdir / "metrics.jsonl", {"kind": "failed", "error": traceback.format_exc()})
+            raise
+        finally:
+            manifest.finish(tdir, result, trial.user_attrs.get("outcome"))
+        for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
+                           "seconds": round(result.seconds, 3), "best_step": result.best_step,
+                           "evaluations": result.evaluations}.items():
+            trial.set_user_attr(key, value)
+        return result.value
+
+    return objective
+
+
+def run_seeds(cfg: StudyConfig, variant: str, url: str, k: int, source_trial: int | None = None,
+              device_spec: str | None = None, log: Callable[[str], None] = print) -> optuna.Study:
+    """Rerun a variant's best (or a chosen) configuration until it has K seed reruns."""
+    if k <= 0:
+        raise ConfigError(f"--seeds {k}: expected a positive integer")
+    device = resolve_device(device_spec or cfg.train.device)
+    study = open_seeds_study(cfg, variant, url, source_trial)
+    objective = make_objective(cfg, variant, device, url, study)
+    while sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False)) < k:
+        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        last = study.get_trials(deepcopy=False)[-1]
+        value = last.value if last.value is not None else math.nan
+        log(f"[{cfg.name}/{variant} seeds] rerun {last.number} of trial {study.user_attrs['source_trial']}: "
+            f"{last.user_attrs.get('outcome', last.state.name.lower())}, {cfg.eval.metrics[0]} = {value:.4g}")
+    return study
+
+
+def seeds_frame(study: str, url: str, variants: list[str] | None = None) -> pd.DataFrame:
+    """One row per seed rerun: study, variant, phase, seed_index, source_trial, outcome, value, spend, hp_*."""
+    st = storage.open_storage(url, heartbeat=False)
+    rows: list[dict[str, Any]] = []
+    for name in storage.study_names(st):
+        head, _, rest = name.partition(":")
+        variant = rest[: -len(SUFFIX)] if rest.endswith(SUFFIX) else None
+        if head != study or not variant or (variants is not None and variant not in variants):
+            continue
+        s = optuna.load_study(study_name=name, storage=st)
+        for t in s.get_trials(deepcopy=False):
+            if t.state in (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING):
+                continue
+            ua = t.user_attrs
+            rows.append({
+                "study": study, "variant": variant, "phase": "seeds", "seed_index": t.number,
+                "source_trial": s.user_attrs.get("source_trial"), "source_value": s.user_attrs.get("source_value"),
+                "outcome": ua.get("outcome") or t.state.name.lower(), "value": t.value if t.value is not None else math.nan,
+                "best_step": ua.get("best_step"), "steps": ua.get("steps"), "seconds": ua.get("seconds"), "device": ua.get("device"),
+                **{f"hp_{k}": v for k, v in (ua.get("hparams") or {}).items()},
+            })
+    return pd.DataFrame(rows)
+
+
+def summarize(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Per variant: the source trial and its value, reruns, and the best-FID distribution over seeds (mean ± std as the paper)."""
+    out = []
+    for variant, g in frame.groupby("variant", sort=True):
+        vals = g.loc[g["outcome"].isin(["complete", "diverged"]), "value"].astype(float)
+        finite = vals[vals.map(math.isfinite)]
+        out.append({
+            "variant": variant, "source_trial": g["source_trial"].iloc[0], f"source_{metric}": g["source_value"].iloc[0],
+            "reruns": len(g), "diverged": int((g["outcome"] == "diverged").sum()), "failed": int((g["outcome"] == "failed").sum()),
+            f"{metric}_mean": finite.mean() if len(finite) else math.nan,
+            f"{metric}_std": finite.std(ddof=1) if len(finite) > 1 else math.nan,
+            f"{metric}_min": finite.min() if len(finite) else math.nan,
+            f"{metric}_median": vals.median() if len(vals) else math.nan,
+            f"{metric}_max": finite.max() if len(finite) else math.nan,
+        })
+    return pd.DataFrame(out)
+
+
+def write_tables(cfg: StudyConfig, url: str) -> tuple[pd.DataFrame, Any]:
+    """results/<study>/seeds/seeds.csv (one row per rerun) and summary.csv (per variant)."""
+    frame = seeds_frame(cfg.name, url)
+    if frame.empty:
+        raise HarnessError(f"no seed reruns recorded for study {cfg.name!r}")
+    table = summarize(frame, cfg.eval.metrics[0])
+    sdir = records.seeds_dir(cfg.name)
+    records.atomic_write_bytes(sdir / "seeds.csv", frame.to_csv(index=False).encode())
+    records.atomic_write_bytes(sdir / "summary.csv", table.to_csv(index=False).encode())
+    return table, sdir / "summary.csv"
