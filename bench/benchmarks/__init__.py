@@ -13,7 +13,7 @@ import importlib
 from typing import Any, Callable
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {}
-MODULES: list[str] = ["bench.benchmarks.loop"]  # e.g. "bench.benchmarks.data_path"
+MODULES: list[str] = ["bench.benchmarks.loop", "bench.benchmarks.data_path"]  # e.g. "bench.benchmarks.data_path"
 
 
 def benchmark(name: str) -> Callable[[Callable[[bool], dict[str, Any]]], Callable[[bool], dict[str, Any]]]:
