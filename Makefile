@@ -11,15 +11,17 @@ WORKERS ?= 1
 PYTEST_ARGS ?=
 AUDIT_ARGS ?=
 SEEDS ?= 5
+PORT ?= 8080
 
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
 
-.PHONY: setup study test report list bench audit seeds export import clean help
+.PHONY: setup study test report dashboard list bench audit seeds export import clean help
 
 help:
 	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n]  run a study, print the summary"
 	@echo "make test                                                run the test suite"
-	@echo "make report STUDY=<name>                                 summarise a study's results"
+	@echo "make report STUDY=<name>                                 write results/<study>/report/ (tables, figures, notebook)"
+	@echo "make dashboard STUDY=<name> [PORT=8080]                  open optuna-dashboard on the study's storage"
 	@echo "make list                                                show variants, datasets, metrics, studies"
 	@echo "make bench [BENCH=name]                                  run benchmarks, write results/bench/"
 	@echo "make audit STUDY=<name> [AUDIT_ARGS='--trials all']      verify a study's records and rerun its best trials"
@@ -39,9 +41,13 @@ $(STAMP): pyproject.toml
 
 study: setup
 	$(PY) -m bench study $(STUDY) --variant $(VARIANT) $(TRIALS_ARG)
+	$(PY) -m bench report $(STUDY) --brief
 
 report: setup
 	$(PY) -m bench report $(STUDY)
+
+dashboard: setup
+	$(PY) -m bench dashboard $(STUDY) --port $(PORT)
 
 list: setup
 	$(PY) -m bench list

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Sequence
 
 from .errors import ConfigError, HarnessError
@@ -40,7 +41,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from . import runner, summary
+    from . import runner
 
     cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
@@ -48,19 +49,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     url = runner.resolve_storage_url(cfg, args.storage)
     for v in variants:
         runner.run_variant(cfg, v, url, args.device)
-    return _print_summary(cfg, url, variants)
-
-
-def _print_summary(cfg, url: str, variants: list[str]) -> int:
-    import pandas as pd
-
-    from . import summary
-
-    table, path = summary.write_summary(cfg, url, variants)
-    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
-        print(table.to_string(index=False))
-    print(f"summary: {path}")
-    print(f"trials:  {path.with_name('trials.csv')}")
+    _print_summary(cfg, url)
     return 0
 
 
@@ -89,14 +78,74 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from . import runner
-    from .variants import VARIANTS
+SUMMARY_COLUMNS = ("dataset", "variant", "trials", "complete", "diverged", "failed", "pruned", "{m}_min", "{m}_median",
+                   "{m}_max", "best_trial", "best_hparams")
 
-    cfg = _load(args)
-    url = runner.resolve_storage_url(cfg, args.storage)
-    variants = list(dict.fromkeys([*cfg.study.variants, *VARIANTS]))
-    return _print_summary(cfg, url, variants)
+
+def _print_summary(cfg, url: str) -> None:
+    """Print the per-variant summary; write results/<study>/summary.csv and trials.csv (one row per trial)."""
+    import pandas as pd
+
+    from . import records, report
+
+    frame = report.load(cfg, storage_url=url)
+    best = report.per_trial(frame)
+    table = report.summary_table(best)
+    m = frame.attrs["objective"]
+    path = records.study_dir(cfg.name) / "summary.csv"
+    records.atomic_write_bytes(path, table.to_csv(index=False).encode())
+    records.atomic_write_bytes(path.with_name("trials.csv"), best.to_csv(index=False).encode())
+    cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in table]
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
+        print(table[cols].to_string(index=False))
+    print(f"summary: {path}")
+    print(f"trials:  {path.with_name('trials.csv')}")
+
+
+def _print_report_paths(paths: dict) -> None:
+    folder = paths["report.md"].parent
+    print(f"report:  {folder}/  (report.html, report.md, report.ipynb, summary.csv, trials.parquet, figures/)")
+    print(f"open:    {paths['report.html']}")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import report
+
+    source = args.study
+    if "://" not in source and not Path(source).is_dir():
+        source = _load(args)
+    rep, paths = report.write_report(source, Path(args.out) if args.out else None, study=args.name, storage_url=args.storage,
+                                     notebook=not args.no_notebook, resamples=args.resamples, evaluator=args.importance)
+    if not args.brief:
+        m = rep.metric
+        cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in rep.summary]
+        with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
+            print(rep.summary[cols].to_string(index=False))
+        for line in rep.verdicts or ["no verdict: every bootstrap interval of a difference between variants includes 0"]:
+            print(f"- {line}")
+    _print_report_paths(paths)
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from . import storage
+
+    source = args.study
+    if "://" in source:
+        url = source
+    else:
+        from .report.tidy import resolve
+
+        url = resolve(source if Path(source).is_dir() else _load(args), args.storage)[0]
+    try:
+        import optuna_dashboard
+    except ImportError:
+        raise HarnessError("optuna-dashboard is not installed; `pip install optuna-dashboard` (or `make setup`)") from None
+    print(f"optuna-dashboard for {storage.mask(url)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    optuna_dashboard.run_server(storage.open_storage(url, heartbeat=False), host=args.host, port=args.port)
+    return 0
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
@@ -161,9 +210,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--root", help="data root (default: $BENCH_DATA or ~/.cache/bench/data)")
     s.set_defaults(fn=cmd_fetch)
 
-    s = sub.add_parser("report", help="print and write the summary of a study's stored trials")
-    s.add_argument("study", help="study name or path to its .toml file")
+    s = sub.add_parser("report", help="write results/<study>/report/: tables, budget curves, comparisons, figures, report.md/html and an executed notebook")
+    s.add_argument("study", help="study name or .toml path, a results folder (holding optuna.db), or a storage URL")
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--name", help="the study to report when a storage URL holds several")
+    s.add_argument("--out", metavar="DIR", help="output folder (default: results/<study>/report)")
+    s.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for bands and intervals (default 2000)")
+    s.add_argument("--importance", default="ped_anova", choices=["ped_anova", "fanova", "mdi"], help="Optuna importance evaluator (default ped_anova)")
+    s.add_argument("--no-notebook", action="store_true", help="skip executing report.ipynb")
+    s.add_argument("--brief", action="store_true", help="print only where the report is")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("seeds", help="the paper's phase 3: rerun each variant's best configuration with K seeds (a separate Optuna study)")
@@ -197,6 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("archive", help="an archive written by `bench export`")
     s.add_argument("--storage", help="Optuna storage URL to import into (default: $BENCH_STORAGE or results/<study>/optuna.db)")
     s.set_defaults(fn=cmd_import)
+
+    s = sub.add_parser("dashboard", help="open optuna-dashboard on a study's storage")
+    s.add_argument("study", help="study name or .toml path, a results folder, or a storage URL")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    s.set_defaults(fn=cmd_dashboard)
     return p
 
 

@@ -2,9 +2,11 @@
 
     results/<study>/optuna.db                       embedded Optuna storage (SQLite)
     results/<study>/summary.csv                     per-variant summary written after each run
+    results/<study>/report/                         `bench report`: tables, figures, report.md/html/ipynb
     results/<study>/<variant>/trial-NNNN/config.json   resolved config, hyperparameters, seeds
     results/<study>/<variant>/trial-NNNN/metrics.jsonl append-only log: loss terms and evaluations
     results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
+    results/<study>/<variant>/trial-NNNN/samples.npy   2-D datasets: (N, 2) points from the fixed z
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
@@ -51,7 +53,11 @@ def study_dir(study: str, root: Path | None = None) -> Path:
 
 
 def trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
-    return study_dir(study, root) / variant / f"trial-{number:04d}"
+    return study_dir(study, root) / variant / trial_dir_name(number)
+
+
+def trial_dir_name(number: int) -> str:
+    return f"trial-{number:04d}"
 
 
 def seeds_dir(study: str, root: Path | None = None) -> Path:
@@ -73,6 +79,18 @@ def audit_dir(study: str, root: Path | None = None) -> Path:
 
 def checkpoint_path(tdir: Path, step: int) -> Path:
     return tdir / "checkpoints" / f"g-{step:07d}.pt"
+
+
+def sample_grid_path(tdir: Path) -> Path:
+    return tdir / "samples.png"
+
+
+def sample_points_path(tdir: Path) -> Path:
+    return tdir / "samples.npy"
+
+
+def report_dir(study: str, root: Path | None = None) -> Path:
+    return study_dir(study, root) / "report"
 
 
 def default_storage_url(study: str, root: Path | None = None) -> str:

@@ -1,0 +1,33 @@
+"""`bench.report`: a study's results as pandas tables, figures and an executed notebook.
+
+The analysis follows Lucic et al. 2018 ("Are GANs Created Equal?"): distributions of each run's
+best FID under a fixed budget, the expected best FID as a function of the budget, and how sure a
+difference between variants is. Reports are pure functions from the stored records to DataFrames,
+then to tables and figures.
+
+    from bench import report
+    frame = report.load("quick")          # study name, results folder, storage URL or trials.parquet
+    best = report.per_trial(frame)        # one row per trial at its best checkpoint, with `score`
+    rep = report.build(frame)             # summary, budget curves, comparisons, importance
+    rep.summary; rep.curves; rep.mann_whitney; rep.differences; rep.verdicts
+    report.figures.budget(rep.curves, rep.metric)
+    report.write_report("quick")          # everything into results/quick/report/
+
+Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Mann-Whitney, Holm), tables
+(summary, the paper's Table 2), sensitivity (importance, learning rate), figures, document
+(report.md / report.html), notebook (report.ipynb), build (orchestration).
+"""
+
+from __future__ import annotations
+
+from . import figures, sensitivity, stats, tables
+from .build import Report, build, draw, study_name, write, write_report
+from .tidy import SCORED, STATES, check_scored, load, per_trial, scores
+from .stats import bootstrap_expected_min, budget_curves, compare, expected_min, holm
+from .tables import TABLE2, summarize, summary_table
+
+__all__ = [
+    "Report", "build", "draw", "study_name", "write", "write_report", "load", "per_trial", "scores", "check_scored",
+    "STATES", "SCORED", "expected_min", "bootstrap_expected_min", "budget_curves", "compare", "holm", "TABLE2",
+    "summarize", "summary_table", "figures", "sensitivity", "stats", "tables",
+]

@@ -1,0 +1,187 @@
+"""From the tidy frame to every table and figure of a report, and onto disk.
+
+`build` is a pure function of the frame (seeded bootstraps); `write` puts the results under
+results/<study>/report/: summary.csv, trials.parquet (the tidy frame), budget.csv,
+comparisons.csv, importance.csv, report.md, report.html, figures/*.png and report.ipynb (built from
+bench/templates/report.ipynb and executed, so it opens with its outputs).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from .. import records
+from . import figures, sensitivity, stats
+from .document import render_html, render_markdown
+from .tidy import check_scored, load, per_trial, scores
+from .tables import summary_table
+
+
+@dataclass
+class Report:
+    """Every table of a report; figures are drawn from these by `write` (or in a notebook)."""
+
+    frame: pd.DataFrame  # one row per trial x checkpoint (load.py)
+    best: pd.DataFrame  # one row per trial at its best checkpoint, with `score`
+    summary: pd.DataFrame  # per dataset x variant (tables.py)
+    curves: pd.DataFrame  # expected best-of-k with bootstrap band (stats.py)
+    mann_whitney: pd.DataFrame  # pairs of variants, Holm-corrected
+    differences: pd.DataFrame  # bootstrap intervals of E_a - E_b at comparison budgets, verdicts
+    importance: pd.DataFrame  # per variant and hyperparameter (sensitivity.py)
+    learning_rate: pd.DataFrame  # score against learning rate
+    settings: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def metric(self) -> str:
+        return self.frame.attrs["objective"]
+
+    @property
+    def verdicts(self) -> list[str]:
+        return [v for v in self.differences["verdict"] if v]
+
+
+def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0) -> Report:
+    """All tables of a report. Raises HarnessError when no trial has a score yet."""
+    t: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        t[name] = round(now - clock, 3)
+        clock = now
+
+    best = per_trial(frame)
+    check_scored(best)
+    summary = summary_table(best)
+    lap("tables_s")
+    sc = scores(best)
+    curves, reps = stats.budget_curves(sc, resamples=resamples, seed=seed)
+    lap("budget_s")
+    mw, diffs = stats.compare(sc, reps, metric=frame.attrs["objective"])
+    lap("compare_s")
+    imp = sensitivity.importance(best, evaluator, seed)
+    lap("importance_s")
+    return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
+                  settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL}, timings=t)
+
+
+def draw(rep: Report) -> dict[str, Any]:
+    """Every figure of the report as matplotlib figures, by file stem."""
+    figs = {"distribution": figures.distribution(rep.best), "budget": figures.budget(rep.curves, rep.metric),
+            "importance": figures.importance_bars(rep.importance)}
+    if not rep.learning_rate.empty:
+        figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
+    figs.update(figures.samples(rep.best))
+    return figs
+
+
+def study_name(frame: pd.DataFrame) -> str:
+    names = list(dict.fromkeys(frame["study"]))
+    return names[0] if len(names) == 1 else "+".join(names)
+
+
+def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Path]:
+    """Write every file of the report into out_dir; returns them by name."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    clock = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths: dict[str, Path] = {}
+
+    def put(name: str, data: bytes) -> Path:
+        records.atomic_write_bytes(out_dir / name, data)
+        paths[name] = out_dir / name
+        return paths[name]
+
+    frame = rep.frame
+    put("trials.parquet", _parquet_bytes(frame))
+    # The notebook reads trials.parquet and runs in its own kernel process: start it now, so that
+    # it works on the other core while this process writes tables and figures.
+    nb_result: dict[str, Any] = {}
+    nb_thread = None
+    if notebook:
+        nb_thread = threading.Thread(target=_notebook_job, args=(out_dir, frame.attrs.get("source", ""), nb_result), daemon=True)
+        nb_thread.start()
+    put("summary.csv", rep.summary.to_csv(index=False).encode())
+    put("budget.csv", rep.curves.to_csv(index=False).encode())
+    comparisons = rep.differences.merge(rep.mann_whitney, on=["dataset", "a", "b"], how="left")
+    put("comparisons.csv", comparisons.to_csv(index=False).encode())
+    put("importance.csv", rep.importance.to_csv(index=False).encode())
+    rep.timings["files_s"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
+    figs = {}
+    for name, fig in draw(rep).items():
+        figs[name] = f"figures/{name}.png"
+        paths[figs[name]] = figures.save(fig, out_dir / figs[name])
+    rep.timings["figures_s"] = round(time.perf_counter() - clock, 3)
+    clock = time.perf_counter()
+    put("report.md", render_markdown(rep, figs).encode())
+    put("report.html", render_html(rep, figs).encode())
+    rep.timings["documents_s"] = round(time.perf_counter() - clock, 3)
+    if nb_thread is not None:
+        clock = time.perf_counter()
+        nb_thread.join()
+        rep.timings["notebook_wait_s"] = round(time.perf_counter() - clock, 3)
+        rep.timings["notebook_s"] = nb_result.get("seconds", math.nan)
+        if "error" in nb_result:
+            raise nb_result["error"]
+        paths["report.ipynb"] = nb_result["path"]
+    return paths
+
+
+def _notebook_job(out_dir: Path, source: str, result: dict[str, Any]) -> None:
+    from .notebook import execute_notebook
+
+    clock = time.perf_counter()
+    try:
+        result["path"] = execute_notebook(out_dir, source=source)
+    except BaseException as e:  # handed to the main thread, which raises it
+        result["error"] = e
+    result["seconds"] = round(time.perf_counter() - clock, 3)
+
+
+def _parquet_bytes(frame: pd.DataFrame) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    # Hyperparameter columns can mix types across variants (a bool here, absent there): keep them as
+    # objects pyarrow can store, one type per column.
+    out = frame.copy()
+    for c in out.columns:
+        if out[c].dtype == object:
+            kinds = {type(v) for v in out[c] if v is not None and not (isinstance(v, float) and np.isnan(v))}
+            if len(kinds) > 1:
+                out[c] = out[c].map(lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+    out.to_parquet(buf, index=False)
+    return buf.getvalue()
+
+
+def write_report(source: Any, out_dir: Path | None = None, *, study: str | None = None, storage_url: str | None = None,
+                 notebook: bool = True, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0) -> tuple[Report, dict[str, Path]]:
+    """Load a study, build its report and write it (default folder: results/<study>/report/)."""
+    clock = time.perf_counter()
+    frame = load(source, study=study, storage_url=storage_url)
+    load_s = round(time.perf_counter() - clock, 3)
+    rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed)
+    rep.timings = {"load_s": load_s, **rep.timings}
+    if out_dir is None:
+        out_dir = _default_dir(source, frame)
+    return rep, write(rep, out_dir, notebook)
+
+
+def _default_dir(source: Any, frame: pd.DataFrame) -> Path:
+    name = study_name(frame)
+    if isinstance(source, (str, Path)) and Path(source).is_dir() and Path(source).resolve().name == name:
+        return Path(source).resolve() / "report"
+    return records.report_dir(name)

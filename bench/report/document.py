@@ -1,0 +1,187 @@
+"""report.md and report.html from one list of blocks, so both say the same thing.
+
+Every string that comes from a study (names, hyperparameter values, failure reasons, storage URLs)
+is escaped: HTML entities in report.html, table pipes and angle brackets in report.md.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .tidy import SCORED
+from .stats import comparison_budgets
+from .tables import PAPER_NOTE, fmt
+
+if TYPE_CHECKING:
+    from .build import Report
+
+Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)) and math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return fmt(v)
+
+
+def _pct(v: float) -> str:
+    return "" if v is None or math.isnan(v) else f"{v:.0f}%"
+
+
+def blocks(rep: "Report", figs: dict[str, str]) -> list[Block]:
+    m = rep.metric
+    best, s = rep.best, rep.summary
+    studies = list(dict.fromkeys(rep.frame["study"]))
+    out: list[Block] = [("h1", f"Report: {', '.join(studies)}")]
+    first = best.iloc[0]
+    lost = int((best["state"] == "lost").sum())
+    out.append(("p", f"Source: {rep.frame.attrs.get('source', '')}. Objective: {m} (lower is better), the best over each "
+                     f"trial's checkpoints. Sampler: {first['sampler']}; pruner: {first['pruner']}; search space: {first['space']}."))
+    out.append(("p", "A diverged trial keeps the best checkpoint it reached before diverging, or counts as +inf when it "
+                     "reached none; it is never dropped. Failed trials (an error, not a property of the variant) are "
+                     "counted but carry no score." + (f" {lost} trial(s) lost with a dead worker and retried are left out." if lost else "")))
+
+    out.append(("h2", "Score distributions"))
+    cols = {"dataset": "dataset", "variant": "variant", "trials": "trials", "diverged_pct": "diverged",
+            f"{m}_min": "min", f"{m}_q25": "q25", f"{m}_median": "median", f"{m}_q75": "q75", f"{m}_max": "max"}
+    t = s[list(cols)].rename(columns=cols).copy()
+    t["diverged"] = s["diverged_pct"].map(_pct)
+    t["mean ± std"] = [("" if math.isnan(a) else f"{a:.3g} ± {b:.2g}" if not math.isnan(b) else f"{a:.3g}")
+                       for a, b in zip(s[f"{m}_mean"], s[f"{m}_std"])]
+    if "paper_table2" in s:
+        t["paper (Table 2)"] = s["paper_table2"]
+    t["best trial"] = s["best_trial"]
+    t["best configuration"] = s["best_hparams"]
+    out.append(("table", t))
+    out.append(("p", f"Quartiles are over the per-trial best {m} of complete, pruned and diverged trials (inf: diverged); "
+                     "mean ± std over the finite ones."))
+    if "paper_table2" in s:
+        out.append(("p", PAPER_NOTE))
+    if "distribution" in figs:
+        out.append(("img", (figs["distribution"], f"best {m} per trial, per variant")))
+
+    out.append(("h2", "Expected best score against budget"))
+    out.append(("p", f"For a budget of k trials, the expected minimum {m} of k trials drawn without replacement from "
+                     "the n observed (exact, Lucic et al. 2018), with a "
+                     f"{rep.settings['level']:.0%} percentile-bootstrap band over {rep.settings['resamples']} resamples; "
+                     "and the median best of k (exact)."))
+    if "budget" in figs:
+        out.append(("img", (figs["budget"], "expected best score against budget")))
+    ks = set(comparison_budgets(int(rep.curves["n"].max())))
+    c = rep.curves[rep.curves["k"].isin(ks)]
+    out.append(("table", c.assign(band=[f"[{_cell(a)}, {_cell(b)}]" for a, b in zip(c["lo"], c["hi"])])
+                [["dataset", "variant", "n", "k", "expected_min", "band", "median_min"]]
+                .rename(columns={"expected_min": "expected best", "median_min": "median best"})))
+    if np.isinf(c["expected_min"]).any():
+        out.append(("p", "An expected best of inf means that k trials can all have diverged before any checkpoint "
+                         "(k is at most the number of such trials): the expectation counts that case as +inf. The "
+                         "median best of k (dotted in the figure) is the typical best of k trials and stays finite "
+                         "while fewer than half of the draws of k trials are all diverged."))
+
+    out.append(("h2", "Comparisons"))
+    if rep.mann_whitney.empty:
+        out.append(("p", "One variant only: nothing to compare."))
+    else:
+        out.append(("p", "Mann-Whitney U (two-sided) on per-trial best scores, p-values Holm-corrected over the pairs of "
+                         "each dataset; P(a lower) is the chance that a random trial of a scores lower than one of b (ties count half)."))
+        mw = rep.mann_whitney.rename(columns={"p_a_lower": "P(a lower)", "p_holm": "p (Holm)"})
+        out.append(("table", mw[["dataset", "a", "b", "n_a", "n_b", "median_a", "median_b", "P(a lower)", "p", "p (Holm)"]]))
+        d = rep.differences
+        out.append(("p", f"Difference of expected best {m} (a - b) at budgets k, with its bootstrap interval:"))
+        out.append(("table", d.assign(interval=[f"[{_cell(a)}, {_cell(b)}]" for a, b in zip(d["lo"], d["hi"])])
+                    [["dataset", "a", "b", "k", "expected_min_a", "expected_min_b", "diff", "interval"]]))
+        if rep.verdicts:
+            out.append(("h2", "Verdicts"))
+            out.append(("ul", rep.verdicts))
+        else:
+            out.append(("p", f"No verdict: every {rep.settings['level']:.0%} interval includes 0, so these trials do not "
+                             "tell the variants apart at any of these budgets."))
+
+    out.append(("h2", "Sensitivity"))
+    imp = rep.importance
+    out.append(("p", f"Hyperparameter importance per variant (Optuna's {rep.settings['evaluator']} evaluator) on the "
+                     "trials with a finite score; and each trial's best score against its learning rate, diverged "
+                     "trials as red crosses along the top (the paper's sensitivity view)."))
+    if "importance" in figs:
+        out.append(("img", (figs["importance"], "hyperparameter importance")))
+    out.append(("table", imp[["dataset", "variant", "param", "importance", "trials", "note"]]))
+    if "learning_rate" in figs:
+        out.append(("img", (figs["learning_rate"], f"best {m} against learning rate")))
+
+    if "samples" in figs or "scatter" in figs:
+        out.append(("h2", "Samples of the best trial per variant"))
+        for key in ("samples", "scatter"):
+            if key in figs:
+                out.append(("img", (figs[key], f"{key} of the best trial of each variant")))
+
+    failed = best[best["state"].isin(["failed", "diverged"]) & best["reason"].astype(bool)]
+    if not failed.empty:
+        out.append(("h2", "Diverged and failed trials"))
+        out.append(("table", failed[["dataset", "variant", "trial", "state", "reason"]].head(50)))
+    scored = int(best["state"].isin(SCORED).sum())
+    out.append(("p", f"{len(best)} trials, {scored} scored, {len(rep.frame)} checkpoint rows. Files: summary.csv, "
+                     "trials.parquet (one row per trial x checkpoint), budget.csv, comparisons.csv, importance.csv, "
+                     "figures/, report.ipynb (executed; open it to explore with bench.report)."))
+    return out
+
+
+def _md_escape(s: str) -> str:
+    return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def render_markdown(rep: "Report", figs: dict[str, str]) -> str:
+    lines: list[str] = []
+    for kind, x in blocks(rep, figs):
+        if kind == "h1":
+            lines += [f"# {_md_escape(x)}", ""]
+        elif kind == "h2":
+            lines += [f"## {_md_escape(x)}", ""]
+        elif kind == "p":
+            lines += [_md_escape(x), ""]
+        elif kind == "ul":
+            lines += [f"- {_md_escape(v)}" for v in x] + [""]
+        elif kind == "img":
+            lines += [f"![{_md_escape(x[1])}]({x[0]})", ""]
+        elif kind == "table":
+            df: pd.DataFrame = x
+            lines.append("| " + " | ".join(_md_escape(str(c)) for c in df.columns) + " |")
+            lines.append("|" + "---|" * len(df.columns))
+            for row in df.itertuples(index=False):
+                lines.append("| " + " | ".join(_md_escape(_cell(v)) for v in row) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}"
+       "th{background:#f3f3f3}img{max-width:100%}")
+
+
+def render_html(rep: "Report", figs: dict[str, str]) -> str:
+    e = html.escape
+    body: list[str] = []
+    title = ""
+    for kind, x in blocks(rep, figs):
+        if kind in ("h1", "h2"):
+            title = title or x
+            body.append(f"<{kind}>{e(x)}</{kind}>")
+        elif kind == "p":
+            body.append(f"<p>{e(x)}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{e(v)}</li>" for v in x) + "</ul>")
+        elif kind == "img":
+            body.append(f'<p><img src="{e(x[0])}" alt="{e(x[1])}"></p>')
+        elif kind == "table":
+            df = x
+            head = "".join(f"<th>{e(str(c))}</th>" for c in df.columns)
+            rows = "".join("<tr>" + "".join(f"<td>{e(_cell(v))}</td>" for v in row) + "</tr>" for row in df.itertuples(index=False))
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+            f"<style>{CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")

@@ -1,0 +1,196 @@
+"""Figures of a report (matplotlib, Agg backend, PNG): score distributions, budget curves,
+importance, score against learning rate, and the best trial's samples per variant.
+
+The budget figure is the paper's "minimum FID as a function of budget" plot (Lucic et al. 2018,
+figure 4): expected best-of-k with a bootstrap band, one curve per variant. Diverged runs are never
+dropped: distributions count them in the axis labels, and the learning-rate view marks them with a
+cross along the top edge.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import records
+
+MAX_POINTS = 1500  # jittered points drawn per variant; the box and violin always use every run
+
+
+def _plt() -> Any:
+    import matplotlib.pyplot as plt  # the backend is the caller's: Agg for `bench report`, inline in notebooks
+
+    return plt
+
+
+def _colors(variants: list[str]) -> dict[str, Any]:
+    plt = _plt()
+    cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    return {v: cycle[i % len(cycle)] for i, v in enumerate(variants)}
+
+
+def save(fig: Any, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    _plt().close(fig)
+    return path
+
+
+def _panels(n: int, width: float = 4.5, height: float = 3.6) -> tuple[Any, list[Any]]:
+    plt = _plt()
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def distribution(best: pd.DataFrame) -> Any:
+    """Per dataset: violin and box of per-trial best scores per variant, the runs as points."""
+    metric = best.attrs["objective"]
+    scored = best[best["score"].notna()]
+    datasets = list(dict.fromkeys(scored["dataset"]))
+    fig, axes = _panels(len(datasets), width=max(4.5, 1.4 * scored["variant"].nunique() + 1.5))
+    rng = np.random.default_rng(0)
+    for ax, dataset in zip(axes, datasets):
+        d = scored[scored["dataset"] == dataset]
+        variants = list(dict.fromkeys(d["variant"]))
+        colors = _colors(variants)
+        labels, finite_sets = [], []
+        for i, v in enumerate(variants):
+            s = d.loc[d["variant"] == v, "score"].to_numpy(float)
+            f = s[np.isfinite(s)]
+            finite_sets.append(f)
+            labels.append(f"{v}\nn={len(s)}, {len(s) - len(f)} div.")
+            if len(f) > 1 and np.ptp(f) > 0:
+                parts = ax.violinplot([f], positions=[i], widths=0.8, showextrema=False)
+                for body in parts["bodies"]:
+                    body.set_facecolor(colors[v])
+                    body.set_alpha(0.25)
+            shown = f if len(f) <= MAX_POINTS else rng.choice(f, MAX_POINTS, replace=False)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(shown)), shown, s=8, color=colors[v], alpha=0.7, linewidths=0)
+        nonempty = [(i, f) for i, f in enumerate(finite_sets) if len(f)]
+        if nonempty:
+            ax.boxplot([f for _, f in nonempty], positions=[i for i, _ in nonempty], widths=0.3, showfliers=False,
+                       medianprops={"color": "black"})
+            allf = np.concatenate([f for _, f in nonempty])
+            if allf.min() > 0 and allf.max() / allf.min() > 20:
+                ax.set_yscale("log")
+        ax.set_xticks(range(len(variants)), labels)
+        ax.set_ylabel(f"best {metric} per trial")
+        ax.set_title(f"{dataset}: best score per trial (div.: diverged, off the axis)", fontsize=9)
+    return fig
+
+
+def budget(curves: pd.DataFrame, metric: str) -> Any:
+    """Per dataset: expected best-of-k against the budget k, with the bootstrap band."""
+    datasets = list(dict.fromkeys(curves["dataset"]))
+    fig, axes = _panels(len(datasets), width=5.5, height=4.0)
+    for ax, dataset in zip(axes, datasets):
+        c = curves[curves["dataset"] == dataset]
+        variants = list(dict.fromkeys(c["variant"]))
+        colors = _colors(variants)
+        for v in variants:
+            g = c[c["variant"] == v]
+            k, e = g["k"].to_numpy(), g["expected_min"].to_numpy(float)
+            ok = np.isfinite(e)
+            n = int(g["n"].iloc[0])
+            label = f"{v} (n={n})" + (f"; inf for k<={int(k[~ok].max())}" if (~ok).any() else "")
+            ax.plot(k[ok], e[ok], color=colors[v], label=label, marker="o" if ok.sum() == 1 else None)
+            med = g["median_min"].to_numpy(float)
+            ax.plot(k[np.isfinite(med)], med[np.isfinite(med)], color=colors[v], linestyle=":", linewidth=1)
+            lo, hi = g["lo"].to_numpy(float), g["hi"].to_numpy(float)
+            band = np.isfinite(lo) & np.isfinite(hi)
+            ax.fill_between(k[band], lo[band], hi[band], color=colors[v], alpha=0.2, linewidth=0)
+        if c["k"].max() > 20:
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_xlabel("budget k (trials)")
+        ax.set_ylabel(f"expected best {metric}")
+        ax.set_title(f"{dataset}: expected best of k trials, 95% bootstrap band (dotted: median best of k)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig
+
+
+def importance_bars(imp: pd.DataFrame) -> Any:
+    """One panel per (dataset, variant): hyperparameter importance."""
+    groups = list(imp.groupby(["dataset", "variant"], sort=False))
+    fig, axes = _panels(max(1, len(groups)), width=4.0, height=2.8)
+    for ax, ((dataset, variant), g) in zip(axes, groups):
+        ok = g[g["importance"].notna()].sort_values("importance")
+        if ok.empty:
+            ax.text(0.5, 0.5, g["note"].iloc[0] or "not computable", ha="center", va="center", wrap=True, fontsize=8, transform=ax.transAxes)
+            ax.set_axis_off()
+        else:
+            ax.barh(ok["param"], ok["importance"], color="tab:blue")
+            ax.set_xlim(0, 1)
+        ax.set_title(f"{dataset} / {variant} ({g['evaluator'].iloc[0]}, {int(g['trials'].iloc[0])} trials)", fontsize=9)
+    return fig
+
+
+def learning_rate(view: pd.DataFrame, metric: str) -> Any:
+    """One panel per (dataset, variant): best score against learning rate; diverged runs as crosses on top."""
+    groups = list(view.groupby(["dataset", "variant"], sort=False))
+    fig, axes = _panels(max(1, len(groups)), width=4.0, height=3.2)
+    finite = view["score"][np.isfinite(view["score"].to_numpy(float))]
+    top = float(finite.max()) * 1.05 if len(finite) else 1.0
+    for ax, ((dataset, variant), g) in zip(axes, groups):
+        s = g["score"].to_numpy(float)
+        lr = g["learning_rate"].to_numpy(float)
+        ok = np.isfinite(s)
+        ax.scatter(lr[ok], s[ok], s=12, alpha=0.7, linewidths=0)
+        if (~ok).any():
+            ax.scatter(lr[~ok], np.full((~ok).sum(), top), marker="x", color="tab:red", s=20, label="diverged")
+            ax.legend(fontsize=7, loc="lower right")
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel(f"best {metric}")
+        ax.set_title(f"{dataset} / {variant}", fontsize=9)
+    return fig
+
+
+def best_trials(best: pd.DataFrame) -> pd.DataFrame:
+    """The best scored trial of each (dataset, variant) with a finite score."""
+    ok = best[np.isfinite(best["score"].astype(float))]
+    return ok.loc[ok.groupby(["dataset", "variant"], sort=False)["score"].idxmin()]
+
+
+def samples(best: pd.DataFrame) -> dict[str, Any]:
+    """The best trial's sample grid per variant (image datasets) and its 2-D scatter (mixtures),
+    where the trial folder holds them: {"samples": figure, "scatter": figure}, either may be absent."""
+    plt = _plt()
+    tops = best_trials(best)
+    grids, points = [], []
+    for _, row in tops.iterrows():
+        tdir = Path(row["trial_dir"]) if row.get("trial_dir") else None
+        if tdir is None:
+            continue
+        if records.sample_points_path(tdir).is_file():
+            points.append((row, np.load(records.sample_points_path(tdir))))
+        elif records.sample_grid_path(tdir).is_file():
+            grids.append((row, plt.imread(records.sample_grid_path(tdir))))
+    out: dict[str, Any] = {}
+    metric = best.attrs["objective"]
+    if grids:
+        fig, axes = _panels(len(grids), width=3.2, height=3.5)
+        for ax, (row, img) in zip(axes, grids):
+            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+            ax.set_axis_off()
+            ax.set_title(f"{row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.3g}", fontsize=8)
+        out["samples"] = fig
+    if points:
+        fig, axes = _panels(len(points), width=3.2, height=3.4)
+        for ax, (row, xy) in zip(axes, points):
+            xy = np.asarray(xy).reshape(-1, 2)
+            ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.5, linewidths=0)
+            ax.set_aspect("equal")
+            ax.set_title(f"{row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.3g}", fontsize=8)
+        out["scatter"] = fig
+    return out

@@ -1,0 +1,222 @@
+"""Load a study into one tidy DataFrame: one row per trial x evaluated checkpoint.
+
+The rows follow compare_gan's results layout (one row per evaluated checkpoint, hyperparameters
+flattened into columns) and are built from what the runner stores: each Optuna study
+`<study>:<variant>` keeps the resolved config in its user attributes, and each trial keeps
+hparams, outcome, reason, steps, seconds, device, sampler, best_step and evaluations. Pruned and
+failed trials have no `evaluations` attribute; their checkpoints come from the trial folder's
+metrics.jsonl, else from the values reported to the pruner (objective only).
+
+Columns of the tidy frame (`load`):
+    study, dataset, variant, sampler, pruner, space   where the trial comes from
+    trial, state, reason, paper_default                state: complete, pruned, diverged, failed,
+                                                       running, lost (a FAIL with no recorded
+                                                       outcome: a dead worker's trial, retried)
+    trials_spent                                       budget spent when the trial started: its rank
+                                                       among the variant's budget-counting trials
+    steps, seconds, device                             what the trial spent (D steps, wall seconds)
+    best_step, value                                   as stored by the runner
+    trial_dir                                          its folder on this machine ("" if not here)
+    step                                               the checkpoint's D step (NaN: none evaluated)
+    hp_<name>                                          every hyperparameter, fixed ones included
+    <metric>                                           every metric evaluated at the checkpoint
+
+`frame.attrs` carries what the rows cannot: the objective metric, all metric names, each study's
+config, and each variant's Optuna search distributions (for importance), so the frame round-trips
+through trials.parquet.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import records, storage
+from ..errors import ConfigError, HarnessError
+
+STATES = ("complete", "pruned", "diverged", "failed", "running", "lost")
+SCORED = ("complete", "pruned", "diverged")  # states whose best checkpoint is a score of the run
+BUDGET = ("complete", "pruned", "diverged", "failed", "running")  # states that spend the budget
+ID_COLUMNS = ["study", "dataset", "variant", "sampler", "pruner", "space", "trial", "state", "reason", "paper_default",
+              "trials_spent", "steps", "seconds", "device", "best_step", "value", "trial_dir", "step"]
+
+
+def resolve(source: Any, storage_url: str | None = None) -> tuple[str, str | None, Path | None]:
+    """(storage URL, study name or None, results folder or None) for a study name, a .toml path,
+    a results folder (holding optuna.db), a storage URL, or a StudyConfig."""
+    from ..config import StudyConfig
+
+    if isinstance(source, StudyConfig) or (isinstance(source, str) and "://" not in source and not Path(source).is_dir()):
+        from ..config import load_study
+        from ..runner import resolve_storage_url  # the runner owns the precedence of storage URLs
+
+        cfg = source if isinstance(source, StudyConfig) else load_study(source)
+        url = resolve_storage_url(cfg, storage_url)
+        _exists(url, cfg.name)
+        return url, cfg.name, records.study_dir(cfg.name)
+    if isinstance(source, str) and "://" in source:
+        return source, None, None
+    folder = Path(source).resolve()
+    db = folder / "optuna.db"
+    if storage_url:
+        return storage_url, folder.name, folder
+    if not db.is_file():
+        raise ConfigError(f"{folder} holds no optuna.db; pass the study's storage URL (--storage or $BENCH_STORAGE)")
+    return f"sqlite:///{db}", folder.name, folder
+
+
+def _exists(url: str, name: str) -> None:
+    """An embedded storage that is not there yet means the study never ran (opening would create it)."""
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+        raise HarnessError(f"study {name!r} has no results yet ({url[len('sqlite:///'):]} does not exist); "
+                           f"run `bench study {name} --variant <name>` first")
+
+
+def load(source: Any, study: str | None = None, storage_url: str | None = None, fast: bool = True) -> pd.DataFrame:
+    """The tidy frame of a study. `source`: a study name or .toml path, a results folder, a storage
+    URL, a StudyConfig, or a trials.parquet written by a report. `study` picks one harness study
+    when a storage holds several."""
+    if isinstance(source, (str, Path)) and str(source).endswith(".parquet"):
+        return pd.read_parquet(source)
+    url, name, folder = resolve(source, storage_url)
+    name = study or name
+    exported = storage.export_studies(url, (lambda n: n.rsplit(":", 1)[0] == name) if name else (lambda n: ":" in n), fast)
+    exported = [s for s in exported if "variant" in s["user_attrs"] and "config" in s["user_attrs"]]
+    if not exported:
+        what = f"study {name!r}" if name else "harness study"
+        raise HarnessError(f"storage {storage.mask(url)} holds no {what}; run `bench study` first")
+    frame = frame_from_export(exported, folder)
+    frame.attrs["source"] = storage.mask(url)
+    return frame
+
+
+def _state(t: dict[str, Any]) -> str:
+    outcome = t["user_attrs"].get("outcome")
+    if t["state"] == "fail":
+        return "failed" if outcome == "failed" else "lost"
+    if t["state"] in ("running", "waiting"):
+        return t["state"]
+    return outcome if outcome in STATES else t["state"]
+
+
+def _trial_dirs(study: str, variant: str, results_dir: Path | None) -> set[str]:
+    """Names of the trial folders of a variant on this machine: under the report's results folder,
+    else under the default results root."""
+    root = results_dir.parent if results_dir is not None and results_dir.name == study else None
+    vdir = records.trial_dir(study, variant, 0, root).parent
+    return {p.name for p in vdir.iterdir()} if vdir.is_dir() else set()
+
+
+def _trial_dir(study: str, variant: str, t: dict[str, Any], results_dir: Path | None, here: set[str]) -> Path | None:
+    """The trial's folder, or where the worker recorded it if that exists here (another machine's may not)."""
+    name = records.trial_dir_name(t["number"])
+    if name in here:
+        root = results_dir.parent if results_dir is not None and results_dir.name == study else None
+        return records.trial_dir(study, variant, t["number"], root)
+    recorded = t["user_attrs"].get("trial_dir")
+    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+
+
+def _checkpoints(t: dict[str, Any], objective: str, tdir: Path | None) -> list[dict[str, Any]]:
+    evals = t["user_attrs"].get("evaluations")
+    if evals:
+        return [{k: records.from_json_number(v) for k, v in e.items()} for e in evals]
+    log = tdir / "metrics.jsonl" if tdir is not None else None
+    if log is not None and log.is_file():
+        found = [{k: v for k, v in r.items() if k not in ("kind", "seconds")} for r in records.read_jsonl(log) if r.get("kind") == "eval"]
+        if found:
+            return found
+    return [{"step": int(s), objective: v} for s, v in sorted(t["intermediate"].items())]
+
+
+def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None = None) -> pd.DataFrame:
+    """Build the tidy frame from `storage.export_studies` records (a pure function of them, plus
+    the trial folders' metrics logs for trials whose checkpoints the storage does not hold)."""
+    rows: list[dict[str, Any]] = []
+    configs: dict[str, Any] = {}
+    distributions: dict[str, dict[str, str]] = {}
+    metrics: list[str] = []
+    objective = None
+    for s in exported:
+        cfg, variant = s["user_attrs"]["config"], s["user_attrs"]["variant"]
+        study_name = cfg["study"]["name"]
+        configs[study_name] = cfg
+        objective = objective or cfg["eval"]["metrics"][0]
+        if cfg["eval"]["metrics"][0] != objective:
+            raise HarnessError(f"studies with different objectives ({objective}, {cfg['eval']['metrics'][0]}) cannot share one report")
+        metrics += [m for m in cfg["eval"]["metrics"] if m not in metrics]
+        spent = 0
+        here = _trial_dirs(study_name, variant, results_dir)
+        for t in s["trials"]:
+            state = _state(t)
+            if state == "waiting":
+                continue
+            ua = t["user_attrs"]
+            for k, d in t["distributions"].items():
+                distributions.setdefault(variant, {})[k] = d
+            spent += state in BUDGET
+            base = {
+                "study": study_name, "dataset": cfg["data"]["dataset"], "variant": variant,
+                "sampler": ua.get("sampler") or cfg["study"].get("sampler", ""),
+                "pruner": ua.get("pruner") or cfg["study"].get("pruner") or "unrecorded",
+                "space": ua.get("space") or cfg["study"].get("space", ""), "trial": t["number"], "state": state,
+                "reason": ua.get("reason") or ua.get("error") or "", "paper_default": bool(ua.get("paper_default")),
+                "trials_spent": spent if state in BUDGET else np.nan, "steps": ua.get("steps"), "seconds": ua.get("seconds"),
+                "device": ua.get("device", ""), "best_step": ua.get("best_step"),
+                "value": np.nan if t["value"] is None else float(t["value"]),
+                **{f"hp_{k}": v for k, v in (ua.get("hparams") or t["params"]).items()},
+            }
+            tdir = _trial_dir(study_name, variant, t, results_dir, here)
+            base["trial_dir"] = str(tdir) if tdir is not None else ""
+            cps = _checkpoints(t, objective, tdir)
+            if not cps:
+                rows.append({**base, "step": np.nan})
+            for cp in cps:
+                rows.append({**base, **cp})
+    frame = pd.DataFrame(rows)
+    for col in metrics:
+        if col not in frame:
+            frame[col] = np.nan
+        frame[col] = pd.to_numeric(frame[col], errors="coerce").astype(float)
+    for col in ("steps", "seconds", "best_step", "step", "trials_spent"):
+        frame[col] = pd.to_numeric(frame[col], errors="coerce")
+    hp = sorted(c for c in frame.columns if c.startswith("hp_"))
+    rest = [c for c in frame.columns if c not in ID_COLUMNS and c not in hp and c not in metrics]
+    frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
+    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions}
+    return frame
+
+
+def per_trial(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial at its best checkpoint (minimum objective, the paper's "best over
+    checkpoints"), with `score`: that minimum for complete, pruned and diverged trials; +inf for a
+    scored trial with no finite checkpoint (a diverged run counts as +inf, never as missing); NaN
+    for failed, lost and running trials, which are not scores of a run."""
+    obj = frame.attrs["objective"]
+    values = frame[obj].where(np.isfinite(frame[obj]))
+    order = values.fillna(np.inf).to_numpy()
+    ranked = frame.assign(_o=order).sort_values(["study", "variant", "trial", "_o", "step"], kind="stable")
+    best = ranked.drop_duplicates(["study", "variant", "trial"], keep="first").drop(columns="_o")
+    score = best[obj].where(np.isfinite(best[obj]), np.inf)
+    best = best.assign(score=score.where(best["state"].isin(SCORED), np.nan)).rename(columns={"step": "best_checkpoint"})
+    best.attrs = dict(frame.attrs)
+    return best.reset_index(drop=True)
+
+
+def scores(best: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
+    """Per (dataset, variant): the scored trials' best values (inf for diverged), in trial order."""
+    scored = best[best["state"].isin(SCORED)]
+    return {key: g["score"].to_numpy(float) for key, g in scored.groupby(["dataset", "variant"], sort=False)}
+
+
+def check_scored(best: pd.DataFrame) -> None:
+    """Raise a clear message when no trial of the study has a score yet."""
+    if best.empty or not best["state"].isin(SCORED).any():
+        counts = best["state"].value_counts().to_dict() if not best.empty else {}
+        have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
+        raise HarnessError(f"no completed trial to report yet ({have}); run `bench study` until a trial completes")
+
+
