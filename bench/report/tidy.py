@@ -75,18 +75,24 @@ def _exists(url: str, name: str) -> None:
                            f"run `bench study {name} --variant <name>` first")
 
 
-def load(source: Any, study: str | None = None, storage_url: str | None = None, fast: bool = True) -> pd.DataFrame:
+def load(source: Any, study: str | None = None, storage_url: str | None = None, fast: bool = True,
+         phase: str = "search") -> pd.DataFrame:
     """The tidy frame of a study. `source`: a study name or .toml path, a results folder, a storage
     URL, a StudyConfig, or a trials.parquet written by a report. `study` picks one harness study
-    when a storage holds several."""
+    when a storage holds several. `phase`: "search" (the trials of `bench study`) or "seeds" (the
+    reruns of `bench seeds`, the paper's phase 3)."""
     if isinstance(source, (str, Path)) and str(source).endswith(".parquet"):
         return pd.read_parquet(source)
     url, name, folder = resolve(source, storage_url)
     name = study or name
-    exported = storage.export_studies(url, (lambda n: n.rsplit(":", 1)[0] == name) if name else (lambda n: ":" in n), fast)
-    exported = [s for s in exported if "variant" in s["user_attrs"] and "config" in s["user_attrs"]]
+    # Harness studies are named <study>:<variant> (search) and <study>:<variant>:seeds (reruns,
+    # user attribute kind = "seed_reruns"); study names hold no ':'.
+    exported = storage.export_studies(url, (lambda n: n.split(":")[0] == name) if name else (lambda n: ":" in n), fast)
+    kind = {"search": "search", "seeds": "seed_reruns"}[phase]
+    exported = [s for s in exported if "variant" in s["user_attrs"] and "config" in s["user_attrs"]
+                and s["user_attrs"].get("kind", "search") == kind]
     if not exported:
-        what = f"study {name!r}" if name else "harness study"
+        what = ("seed reruns of " if phase == "seeds" else "") + (f"study {name!r}" if name else "harness study")
         raise HarnessError(f"storage {storage.mask(url)} holds no {what}; run `bench study` first")
     frame = frame_from_export(exported, folder)
     frame.attrs["source"] = storage.mask(url)
