@@ -14,6 +14,10 @@ and `sndcgan.py`, for CIFAR-10 and CelebA; `mlp` is the small pair of Metz et al
 GANs, appendix A) for the 2-D mixtures `ring8` and `grid25`. Each entry says which sample shapes
 it accepts (`accepts`), so a study pairing an architecture with data it cannot take is refused
 when the study file is loaded.
+
+Besides the discriminator, an architecture may offer the other D roles a variant can ask for
+(`Variant.d_role`): an `autoencoder` (BEGAN's D, whose output is the per-example reconstruction
+error) and an `encoder` (the VAE's q(z|x): the D trunk with a 2·z_dim head, `GaussianEncoder`).
 """
 
 from __future__ import annotations
@@ -97,6 +101,70 @@ class InfoGANDiscriminator(nn.Module):
         return self.fc(self.conv(x).flatten(1)).squeeze(1)
 
 
+def last_linear(module: nn.Module) -> tuple[nn.Module, str, nn.Linear]:
+    """The last nn.Linear registered in `module` (a D's output layer), with its parent and attribute
+    name, so a D option or the VAE encoder can replace the head of any architecture that ends in one."""
+    found = None
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, nn.Linear):
+                found = (parent, name, child)
+    if found is None:
+        raise ValueError(f"{type(module).__name__} has no nn.Linear output layer to replace")
+    return found
+
+
+class GaussianEncoder(nn.Module):
+    """The VAE's encoder q(z|x) = N(μ, σ²) built from a discriminator: its output layer is replaced
+    by a Linear with 2·z_dim outputs, μ the first half and σ = 1e-6 + softplus(second half)
+    (compare_gan v1's VAE, whose encoder is the InfoGAN D trunk)."""
+
+    def __init__(self, trunk: nn.Module, z_dim: int):
+        super().__init__()
+        parent, name, head = last_linear(trunk)
+        new = nn.Linear(head.in_features, 2 * z_dim)
+        init_weights(new)
+        setattr(parent, name, new)
+        self.trunk, self.z_dim = trunk, z_dim
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # (B, C, H, W) -> 2 x (B, z_dim)
+        params = self.trunk(x).reshape(x.shape[0], 2 * self.z_dim)
+        return params[:, : self.z_dim], 1e-6 + nn.functional.softplus(params[:, self.z_dim :])
+
+
+class InfoGANAutoEncoder(nn.Module):
+    """BEGAN's D in compare_gan v1, InfoGAN-style (PROTOCOL.md): conv64 -> lrelu -> conv128 ->
+    FC64 (code) -> [BN] -> lrelu -> FC 128*(H/4)*(W/4) -> [BN] -> lrelu -> deconv64 -> [BN] -> lrelu
+    -> deconv C -> sigmoid. forward returns the per-example L1 reconstruction error
+    mean |AE(x) - x| over C, H, W, shape (B,); its batch mean is BEGAN's L(x)."""
+
+    def __init__(self, shape: tuple[int, int, int], width: float = 1.0, batchnorm: bool = True):
+        super().__init__()
+        c, h, w = shape
+        if h % 4 or w % 4:
+            raise ValueError(f"infogan needs image sides divisible by 4, got {h}x{w}")
+        c1, c2, code = _w(64, width), _w(128, width), _w(64, width)
+        self.c2, self.h4, self.w4 = c2, h // 4, w // 4
+        flat = c2 * self.h4 * self.w4
+        self.encode = nn.Sequential(
+            nn.Conv2d(c, c1, 4, 2, 1), nn.LeakyReLU(LRELU), nn.Conv2d(c1, c2, 4, 2, 1), nn.Flatten(),
+            nn.Linear(flat, code), _bn(code, 1, batchnorm), nn.LeakyReLU(LRELU),
+        )
+        self.decode_fc = nn.Sequential(nn.Linear(code, flat), _bn(flat, 1, batchnorm), nn.LeakyReLU(LRELU))
+        self.decode_conv = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), _bn(c1, 2, batchnorm), nn.LeakyReLU(LRELU),
+            nn.ConvTranspose2d(c1, c, 4, 2, 1), nn.Sigmoid(),
+        )
+        init_weights(self)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W) in [0, 1]
+        h = self.decode_fc(self.encode(x)).view(x.shape[0], self.c2, self.h4, self.w4)
+        return self.decode_conv(h)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B,) reconstruction errors
+        return (self.reconstruct(x) - x).abs().flatten(1).mean(dim=1)
+
+
 @dataclass(frozen=True)
 class Architecture:
     name: str
@@ -104,6 +172,9 @@ class Architecture:
     generator: Callable[[int, tuple[int, int, int], float], nn.Module]
     discriminator: Callable[[tuple[int, int, int], float, bool], nn.Module]
     accepts: Callable[[tuple[int, ...]], str | None] = lambda shape: None  # None: fits, else what it needs
+    # Other D roles (Variant.d_role); None where the architecture has none.
+    autoencoder: Callable[[tuple[int, int, int], float, bool], nn.Module] | None = None  # (shape, width, batchnorm)
+    encoder: Callable[[tuple[int, int, int], float, bool, int], nn.Module] | None = None  # (shape, width, batchnorm, z_dim)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
@@ -113,6 +184,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         lambda z_dim, shape, width: InfoGANGenerator(z_dim, shape, width),
         lambda shape, width, batchnorm: InfoGANDiscriminator(shape, width, batchnorm),
         accepts=lambda shape: _image_sides_divisible(shape, 4),
+        autoencoder=lambda shape, width, batchnorm: InfoGANAutoEncoder(shape, width, batchnorm),
+        encoder=lambda shape, width, batchnorm, z_dim: GaussianEncoder(InfoGANDiscriminator(shape, width, batchnorm), z_dim),
     ),
 }
 

@@ -97,7 +97,7 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
         tdir.mkdir(parents=True)
         records.write_json(tdir / "config.json", {
-            "study": cfg.name, "variant": variant.name, "trial": trial.number, "hparams": hp, "seeds": seeds,
+            "study": cfg.name, "variant": variant.name, "recipe": variant.recipe(), "trial": trial.number, "hparams": hp, "seeds": seeds,
             "eval_seed": cfg.eval.seed, "sampler": cfg.study.sampler, "space": cfg.study.space,
             "paper_default": bool(trial.user_attrs.get("paper_default")), "config": cfg.to_dict(),
             "config_digest": cfg.digest(), "storage": storage.mask(url), "environment": environment(device),

@@ -1,9 +1,11 @@
 """One training loop for every variant, read top to bottom (Lucic et al. 2018, PROTOCOL.md).
 
-A step is one D update on a real batch and a fake batch from fresh z ~ U(-1, 1); G is updated
-once every `disc_iters` steps on another fresh z. G and D use Adam with the same learning rate
-and beta1, beta2 = 0.999. The variant's recipe supplies the loss, an optional penalty, an
-optional after-D-step hook and any per-step state. At every checkpoint the generator is
+A step is one D update on a real batch and a fake batch from z ~ U(-1, 1) (the variant's
+`latent` maps the draws to its prior); G is updated once every `disc_iters` steps on the same z,
+or on a fresh one where the recipe says so (compare_gan resampled for WGAN-GP only). G and D use
+Adam with the same learning rate and beta1, beta2 = 0.999. The variant's recipe supplies the
+network that plays D, the step strategies (steps.py) with its loss, penalty and hook, and any
+per-step state, which goes in and out of `train_step` explicitly. At every checkpoint the generator is
 evaluated on a fixed z (seed `eval.seed`) with every metric of the study, its weights are saved,
 and `on_eval` is told the objective (the Optuna pruning hook).
 
@@ -31,6 +33,7 @@ from .errors import Diverged
 from .metrics import METRICS, MetricContext, extractor_provenance
 from .models import ARCHITECTURES
 from .samplers import derive_seed
+from .steps import Nets
 from .variants import Variant
 
 
@@ -68,8 +71,37 @@ class TrialResult:
 
 
 def fixed_z(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
+    """The fixed evaluation draws, U(-1, 1); pass them through `variant.latent` for G's prior."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(n, z_dim, generator=g) * 2 - 1).to(device)  # (N, z_dim), U(-1, 1)
+
+
+def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int], width: float, z_dim: int,
+               hp: Mapping[str, Any], device: torch.device) -> Nets:
+    """G, the network the variant needs as D, and one Adam each (same lr and beta1, beta2 = 0.999)."""
+    arch = ARCHITECTURES[architecture]
+    G = arch.generator(z_dim, shape, width).to(device)
+    D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
+    betas = (float(hp["beta1"]), 0.999)
+    return Nets(G, D, torch.optim.Adam(G.parameters(), lr=hp["learning_rate"], betas=betas),
+                torch.optim.Adam(D.parameters(), lr=hp["learning_rate"], betas=betas))
+
+
+def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mapping[str, Any], step: int,
+               x_real: torch.Tensor, z_batch: Callable[[], torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """One training step: the D update, the state update, and the G update every disc_iters steps.
+    Returns the new state and the step's terms, prefixed d_ and g_ (tensors, not read back)."""
+    terms: dict[str, torch.Tensor] = {}
+    z = z_batch()  # (B, z_dim)
+    if variant.d_step is not None:
+        d_terms = variant.d_step(variant, nets, x_real, z, state, hp)
+        if variant.update_state is not None:
+            state = variant.update_state(state, d_terms, hp)
+        terms.update({f"d_{k}": v.detach() for k, v in d_terms.items()})
+    if step % int(hp["disc_iters"]) == 0:
+        g_terms = variant.g_step(variant, nets, x_real, z_batch() if variant.fresh_z_for_g else z, state, hp)
+        terms.update({f"g_{k}": v.detach() for k, v in g_terms.items()})
+    return dict(state), terms
 
 
 @torch.no_grad()
@@ -114,16 +146,12 @@ def run_trial(
     t0 = time.perf_counter()
     manifest.seed_everything(seeds, cfg.train.deterministic)
     data = data_mod.load(cfg.data.dataset, data_root(cfg))
-    arch = ARCHITECTURES[cfg.model.architecture]
-    G = arch.generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
-    D = arch.discriminator(data.shape, cfg.model.width, bool(hp["d_batchnorm"])).to(device)
-    betas = (float(hp["beta1"]), 0.999)
-    opt_g = torch.optim.Adam(G.parameters(), lr=hp["learning_rate"], betas=betas)
-    opt_d = torch.optim.Adam(D.parameters(), lr=hp["learning_rate"], betas=betas)
+    nets = build_nets(variant, cfg.model.architecture, data.shape, cfg.model.width, cfg.model.z_dim, hp, device)
+    G = nets.G
     stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = MetricContext(data, device, cfg.eval.batch_size)
     objective = cfg.eval.metrics[0]
-    z_eval = fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device)
+    z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
     log = tdir / "metrics.jsonl"
     B, state = cfg.train.batch_size, dict(variant.initial_state)
     result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
@@ -133,41 +161,17 @@ def run_trial(
                                "fingerprint": data.fingerprint(), **stream.describe()})
 
     def z_batch() -> torch.Tensor:
-        return torch.rand(B, cfg.model.z_dim, device=device) * 2 - 1  # (B, z_dim), U(-1, 1)
+        return variant.latent(torch.rand(B, cfg.model.z_dim, device=device) * 2 - 1)  # (B, z_dim), from U(-1, 1)
 
     try:
         for step in range(1, cfg.train.steps + 1):
-            # --- D step: real batch, fake batch from fresh z (no gradient into G) ---
-            x_real = stream.next()  # (B, C, H, W)
-            with torch.no_grad():
-                x_fake = G(z_batch())
-            d_terms = variant.loss.d(D(x_real), D(x_fake), state)
-            loss_d = d_terms["loss"]
-            if variant.penalty is not None:
-                p_terms = variant.penalty(D, x_real, x_fake, hp)
-                loss_d = loss_d + p_terms["loss"]
-                d_terms = {**d_terms, **{f"penalty_{k}": v for k, v in p_terms.items()}}
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-            if variant.after_d_step is not None:
-                variant.after_d_step(D, hp)
-            if variant.update_state is not None:
-                state = dict(variant.update_state(state, d_terms, hp))
-            acc.update({f"d_{k}": v.detach() for k, v in d_terms.items()})
-
-            # --- G step every disc_iters D steps, on fresh z ---
-            if step % int(hp["disc_iters"]) == 0:
-                g_terms = variant.loss.g(D(G(z_batch())), state)
-                opt_g.zero_grad(set_to_none=True)
-                g_terms["loss"].backward()
-                opt_g.step()
-                acc.update({f"g_{k}": v.detach() for k, v in g_terms.items()})
+            state, terms = train_step(variant, nets, hp, state, step, stream.next(), z_batch)
+            acc.update(terms)
             result.steps = step
 
             if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                values = _finite_or_raise(acc, step)
-                values.update({k: float(v) for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))})
+                logged_state = {k: v for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))}  # BEGAN's k, M
+                values = _finite_or_raise({**acc, **logged_state}, step)
                 records.append_jsonl(log, {"kind": "train", "step": step, **values})
 
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:

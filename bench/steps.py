@@ -1,0 +1,125 @@
+"""Step strategies: how one D update and one G update go, for each family of variants.
+
+A step is `fn(variant, nets, x_real, z, state, hp) -> terms`. The training loop (train.py) calls
+the variant's `d_step` once per training step and its `g_step` once every `disc_iters` steps;
+the strategies read the recipe's loss, penalty and hook, so a variant never needs code of its own.
+
+- `adversarial_d_step` / `adversarial_g_step`: the GAN step of compare_gan v1 (Lucic et al. 2018).
+  D sees a real batch and G(z) (no gradient into G), plus the recipe's penalty, then the hook
+  (WGAN's clipping) runs; G minimises the recipe's G loss on D(G(z)).
+- `unrolled_g_step`: Metz et al. 2017, "Unrolled generative adversarial networks". G minimises its
+  loss against a copy of D advanced k = hp["unroll_steps"] D-optimizer steps on the current real
+  batch and G(z), differentiating through the unrolled updates (the surrogate loss
+  f_K(θ_G, θ_D) of their eq. 4). The unrolled steps copy D's Adam moments and repeat its update
+  rule, with the second moment treated as a constant (detached) so the second derivative stays
+  finite where a gradient is zero; D's own parameters, buffers and optimizer state are untouched.
+- `vae_step`: the VAE baseline (Kingma & Welling). D is the Gaussian encoder, G the Bernoulli
+  decoder; one Adam step of each on the negative ELBO of the real batch (compare_gan v1 ran one
+  Adam over both; Adam is per-parameter, so two with the same settings are the same update).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from . import losses
+
+if TYPE_CHECKING:
+    from .variants import Variant
+
+Terms = dict[str, torch.Tensor]
+
+
+@dataclass
+class Nets:
+    """What a step may touch: the two networks and their optimizers."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+
+
+StepFn = Callable[["Variant", Nets, torch.Tensor, torch.Tensor, Mapping[str, Any], Mapping[str, Any]], Terms]
+
+
+def adversarial_d_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+                       state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
+    with torch.no_grad():
+        x_fake = nets.G(z)  # (B, C, H, W)
+    terms = variant.loss.d(nets.D(x_real), nets.D(x_fake), state)
+    loss = terms["loss"]
+    if variant.penalty is not None:
+        p_terms = variant.penalty(nets.D, x_real, x_fake, hp)
+        loss = loss + p_terms["loss"]
+        terms = {**terms, **{f"penalty_{k}": v for k, v in p_terms.items()}}
+    nets.opt_d.zero_grad(set_to_none=True)
+    loss.backward()
+    nets.opt_d.step()
+    if variant.after_d_step is not None:
+        variant.after_d_step(nets.D, hp)
+    return terms
+
+
+def adversarial_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+                       state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
+    terms = variant.loss.g(nets.D(nets.G(z)), state)
+    nets.opt_g.zero_grad(set_to_none=True)
+    terms["loss"].backward(inputs=list(nets.G.parameters()))  # no gradient left in D
+    nets.opt_g.step()
+    return terms
+
+
+def unrolled_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+                    state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
+    D, k = nets.D, int(hp["unroll_steps"])
+    names = [n for n, _ in D.named_parameters()]
+    params = [p for _, p in D.named_parameters()]
+    buffers = {n: b.clone() for n, b in D.named_buffers()}  # BN statistics move on copies only
+    group = nets.opt_d.param_groups[0]
+    lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+    adam = [nets.opt_d.state.get(p, {}) for p in params]
+    m = [s["exp_avg"].clone() if s else torch.zeros_like(p) for s, p in zip(adam, params)]
+    v = [s["exp_avg_sq"].clone() if s else torch.zeros_like(p) for s, p in zip(adam, params)]
+    t = [float(s["step"]) if s else 0.0 for s in adam]
+
+    def d_out(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        return functional_call(D, {**dict(zip(names, weights)), **buffers}, (x,))
+
+    x_fake = nets.G(z)  # (B, C, H, W), with gradient into G through every unrolled step
+    fast = list(params)
+    for _ in range(k):
+        d_loss = variant.loss.d(d_out(fast, x_real), d_out(fast, x_fake), state)["loss"]
+        grads = torch.autograd.grad(d_loss, fast, create_graph=True, allow_unused=True)
+        new = []
+        for i, (w, g) in enumerate(zip(fast, grads)):
+            g = torch.zeros_like(w) if g is None else g
+            t[i] += 1.0
+            m[i] = beta1 * m[i] + (1.0 - beta1) * g
+            v[i] = beta2 * v[i] + (1.0 - beta2) * g.detach() ** 2
+            m_hat, v_hat = m[i] / (1.0 - beta1 ** t[i]), v[i] / (1.0 - beta2 ** t[i])
+            new.append(w - lr * m_hat / (v_hat.sqrt() + eps))
+        fast = new
+    terms = variant.loss.g(d_out(fast, x_fake), state)
+    nets.opt_g.zero_grad(set_to_none=True)
+    terms["loss"].backward(inputs=list(nets.G.parameters()))
+    nets.opt_g.step()
+    return terms
+
+
+def vae_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+             state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
+    mu, sigma = nets.D(x_real)  # (B, z_dim) each
+    z_q = mu + sigma * torch.randn_like(mu)  # the reparameterisation trick
+    terms = losses.bernoulli_elbo(x_real, nets.G(z_q), mu, sigma)
+    nets.opt_d.zero_grad(set_to_none=True)
+    nets.opt_g.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    nets.opt_d.step()
+    nets.opt_g.step()
+    return terms
