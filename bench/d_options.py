@@ -25,8 +25,10 @@ DOption = Callable[[nn.Module, Mapping[str, Any]], nn.Module]
 
 
 def spectral_norm(D: nn.Module, hp: Mapping[str, Any]) -> nn.Module:
-    """Spectrally normalise every weight layer of D in place; returns D."""
-    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    """Spectrally normalise every weight layer of D in place; returns D. Layers already normalised
+    (the `sndcgan` architecture's) are left as they are."""
+    layers = [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
+              and not nn.utils.parametrize.is_parametrized(m, "weight")]
     for m in layers:
         # ConvTranspose2d keeps output channels in dim 1 of its weight.
         nn.utils.parametrizations.spectral_norm(m, dim=1 if isinstance(m, nn.ConvTranspose2d) else 0)

@@ -14,6 +14,8 @@ import torch
 from torch import nn
 
 from bench import d_options, losses, records, steps
+from bench.data import load
+from bench.data_synthetic import MIXTURES
 from bench.models import ARCHITECTURES
 from bench.train import build_nets, train_step
 from bench.variants import VARIANTS, normal_latent
@@ -134,17 +136,15 @@ def test_normal_latent_maps_uniform_draws_to_a_standard_normal():
 
 
 # --- Behaviour: the ring of 8 Gaussians (Metz et al. 2017, Fig. 1; the seed's slides) ---
-
-RING_RADIUS, RING_STD = 2.0, 0.02
+# The harness's ring8 data, trained through the variants' own steps. Coverage is counted here with
+# a tolerant radius: the harness's metric (modes_ring8_10k: 1% of points within 3 std = 0.06) asks
+# for a precision a 1,200-step run does not reach, and the `mlp` architecture (Metz et al.'s small
+# D) collapses to one or two modes in that time, as their Figure 1 shows; two hidden layers of 128
+# in both networks learn the ring in a few seconds.
 
 
 def ring_modes() -> torch.Tensor:
-    angle = torch.arange(8) * 2 * math.pi / 8
-    return RING_RADIUS * torch.stack([angle.cos(), angle.sin()], dim=1)  # (8, 2)
-
-
-def ring_batch(n: int, gen: torch.Generator) -> torch.Tensor:
-    return ring_modes()[torch.randint(0, 8, (n,), generator=gen)] + RING_STD * torch.randn(n, 2, generator=gen)
+    return torch.from_numpy(MIXTURES["ring8"].means).float()  # (8, 2)
 
 
 def modes_covered(x: torch.Tensor, radius: float = 0.5, min_share: float = 0.01) -> int:
@@ -164,8 +164,9 @@ def mlp(n_in: int, n_out: int, hidden: int = 128) -> nn.Module:
     ("ns_gan", {}),
     ("wgan_gp", {"gp_lambda": 1.0}),  # λ = 1 suits the ring's scale (2-D, radius 2)
 ])
-def test_ring_of_8_gaussians_mode_coverage(name, hp_over):
+def test_ring_of_8_gaussians_mode_coverage(name, hp_over, tmp_path):
     v = VARIANTS[name]
+    points = load("ring8", tmp_path).train  # (60000, 2)
     torch.manual_seed(0)
     gen = torch.Generator().manual_seed(0)
     hp = {**v.defaults, "learning_rate": 1e-3, "beta1": 0.5, "d_batchnorm": False, **hp_over}
@@ -174,11 +175,11 @@ def test_ring_of_8_gaussians_mode_coverage(name, hp_over):
     nets = steps.Nets(G, D, adam(G), adam(D))
     state = dict(v.initial_state)
     for step in range(1, 1201):
-        state, _ = train_step(v, nets, hp, state, step, ring_batch(256, gen), lambda: torch.rand(256, 8) * 2 - 1)
+        x_real = points[torch.randint(0, len(points), (256,), generator=gen)]
+        state, _ = train_step(v, nets, hp, state, step, x_real, lambda: torch.rand(256, 8) * 2 - 1)
     with torch.no_grad():
         samples = G(torch.rand(2000, 8) * 2 - 1)
-    collapsed = modes_covered(torch.zeros(2000, 2) + ring_modes()[0])
-    assert collapsed == 1  # the measure can fail: one mode's worth of samples covers one mode
+    assert modes_covered(torch.zeros(2000, 2) + ring_modes()[0]) == 1  # the measure can fail: a collapsed G covers one
     assert modes_covered(samples) >= 6
 
 
