@@ -13,7 +13,13 @@ import importlib
 from typing import Any, Callable
 
 BENCHMARKS: dict[str, Callable[[bool], dict[str, Any]]] = {}
-MODULES: list[str] = ["bench.benchmarks.loop", "bench.benchmarks.data_path"]  # e.g. "bench.benchmarks.data_path"
+MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
+    "bench.benchmarks.loop",
+    "bench.benchmarks.data_path",
+    "bench.benchmarks.report_speed",
+    "bench.benchmarks.packing",
+    "bench.benchmarks.search",
+]
 
 
 def benchmark(name: str) -> Callable[[Callable[[bool], dict[str, Any]]], Callable[[bool], dict[str, Any]]]:
