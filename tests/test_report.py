@@ -167,17 +167,43 @@ def test_fast_export_equals_optuna_api(tmp_path):
     assert states == {"complete", "pruned", "fail", "running"}
 
 
+def _seed_reruns(exported, n=5):
+    """The same study's `bench seeds` reruns: Optuna studies <study>:<variant>:seeds, kind seed_reruns."""
+    reruns = synthetic.synthetic_export(n, variants=tuple(s["user_attrs"]["variant"] for s in exported), seed=9)
+    for s in reruns:
+        s["name"] += ":seeds"
+        s["user_attrs"]["kind"] = "seed_reruns"
+    return reruns
+
+
+def test_search_and_seed_reruns_load_apart(tmp_path):
+    exported = synthetic.synthetic_export(6, variants=("ns_gan", "wgan"), seed=2)
+    folder = tmp_path / "synthetic"
+    folder.mkdir()
+    synthetic.write_sqlite(f"sqlite:///{folder}/optuna.db", exported + _seed_reruns(exported))
+    frames = report.load_phases(folder)
+    assert set(frames) == {"search", "seeds"}
+    assert frames["search"].groupby("variant")["trial"].nunique().to_dict() == {"ns_gan": 6, "wgan": 6}
+    assert frames["seeds"].groupby("variant")["trial"].nunique().to_dict() == {"ns_gan": 5, "wgan": 5}
+    assert report.load(folder, phase="seeds").attrs["phase"] == "seeds"
+    table = report.seeds_table(report.per_trial(frames["seeds"])).set_index("variant")
+    assert table.loc["ns_gan", "reruns"] == 5 and table.loc["ns_gan", "paper_table2"] == "6.8 ± 0.5"
+
+
 def test_written_report_escapes_study_strings(tmp_path):
     exported = synthetic.synthetic_export(30, variants=("ns_gan", "wgan"), seed=1)
     exported[0]["trials"][3]["user_attrs"].update(outcome="failed", error="<script>alert(1)</script>")
     exported[0]["trials"][3]["state"] = "fail"
     frame = report.tidy.frame_from_export(exported)
     frame.attrs["source"] = "postgresql://u:***@host/<db>"
-    rep = report.build(frame, resamples=200)
+    seeds = report.tidy.frame_from_export(_seed_reruns(exported), phase="seeds")
+    rep = report.build(frame, resamples=200, seeds=seeds)
     paths = report.write(rep, tmp_path / "report", notebook=False)
     html = paths["report.html"].read_text()
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;db&gt;" in html
-    assert "<script>" not in paths["report.md"].read_text()
+    md = paths["report.md"].read_text()
+    assert "<script>" not in md and "## Seed reruns (the paper's phase 3)" in md and "6.8 ± 0.5" in md
+    assert report.load(paths["seeds.parquet"]).equals(seeds)
     for name in ("distribution", "budget", "importance", "learning_rate"):
         assert paths[f"figures/{name}.png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     back = pd.read_parquet(paths["trials.parquet"])

@@ -21,8 +21,8 @@ import pandas as pd
 from .. import records
 from . import figures, sensitivity, stats
 from .document import render_html, render_markdown
-from .tidy import check_scored, load, per_trial, scores
-from .tables import summary_table
+from .tidy import check_scored, load_phases, per_trial, scores, study_name
+from .tables import seeds_table, summary_table
 
 
 @dataclass
@@ -37,6 +37,8 @@ class Report:
     differences: pd.DataFrame  # bootstrap intervals of E_a - E_b at comparison budgets, verdicts
     importance: pd.DataFrame  # per variant and hyperparameter (sensitivity.py)
     learning_rate: pd.DataFrame  # score against learning rate
+    seeds: pd.DataFrame | None = None  # tidy frame of the seed reruns (`bench seeds`), if any
+    seeds_summary: pd.DataFrame | None = None  # per variant, beside the paper's Table 2
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -49,8 +51,10 @@ class Report:
         return [v for v in self.differences["verdict"] if v]
 
 
-def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0) -> Report:
-    """All tables of a report. Raises HarnessError when no trial has a score yet."""
+def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,
+          seeds: pd.DataFrame | None = None) -> Report:
+    """All tables of a report from the search's tidy frame (and the seed reruns' one, if given).
+    Raises HarnessError when no trial has a score yet."""
     t: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -71,7 +75,9 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
     lap("compare_s")
     imp = sensitivity.importance(best, evaluator, seed)
     lap("importance_s")
+    has_seeds = seeds is not None and not seeds.empty
     return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
+                  seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
                   settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL}, timings=t)
 
 
@@ -83,11 +89,6 @@ def draw(rep: Report) -> dict[str, Any]:
         figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
     figs.update(figures.samples(rep.best))
     return figs
-
-
-def study_name(frame: pd.DataFrame) -> str:
-    names = list(dict.fromkeys(frame["study"]))
-    return names[0] if len(names) == 1 else "+".join(names)
 
 
 def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Path]:
@@ -118,6 +119,9 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
     comparisons = rep.differences.merge(rep.mann_whitney, on=["dataset", "a", "b"], how="left")
     put("comparisons.csv", comparisons.to_csv(index=False).encode())
     put("importance.csv", rep.importance.to_csv(index=False).encode())
+    if rep.seeds is not None:
+        put("seeds.parquet", _parquet_bytes(rep.seeds))
+        put("seeds_summary.csv", rep.seeds_summary.to_csv(index=False).encode())
     rep.timings["files_s"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     figs = {}
@@ -171,9 +175,10 @@ def write_report(source: Any, out_dir: Path | None = None, *, study: str | None 
                  notebook: bool = True, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0) -> tuple[Report, dict[str, Path]]:
     """Load a study, build its report and write it (default folder: results/<study>/report/)."""
     clock = time.perf_counter()
-    frame = load(source, study=study, storage_url=storage_url)
+    frames = load_phases(source, study=study, storage_url=storage_url)
+    frame = frames["search"]
     load_s = round(time.perf_counter() - clock, 3)
-    rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed)
+    rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed, seeds=frames.get("seeds"))
     rep.timings = {"load_s": load_s, **rep.timings}
     if out_dir is None:
         out_dir = _default_dir(source, frame)

@@ -67,6 +67,20 @@ def blocks(rep: "Report", figs: dict[str, str]) -> list[Block]:
     if "distribution" in figs:
         out.append(("img", (figs["distribution"], f"best {m} per trial, per variant")))
 
+    if rep.seeds_summary is not None:
+        ss = rep.seeds_summary
+        out.append(("h2", "Seed reruns (the paper's phase 3)"))
+        out.append(("p", f"Each variant's chosen configuration rerun with new seeds (`bench seeds`): best {m} per rerun, "
+                         "mean ± std over the finite ones. This is what Table 2 of the paper reports."))
+        st = ss[["dataset", "variant", "reruns", "diverged", "failed"]].copy()
+        st["mean ± std"] = [("" if math.isnan(a) else f"{a:.4g} ± {b:.2g}" if not math.isnan(b) else f"{a:.4g}")
+                            for a, b in zip(ss[f"{m}_mean"], ss[f"{m}_std"])]
+        st["min"], st["median"], st["max"] = ss[f"{m}_min"], ss[f"{m}_median"], ss[f"{m}_max"]
+        if ss["paper_table2"].astype(bool).any():
+            st["paper (Table 2)"] = ss["paper_table2"]
+        st["configuration"] = ss["hparams"]
+        out.append(("table", st))
+
     out.append(("h2", "Expected best score against budget"))
     out.append(("p", f"For a budget of k trials, the expected minimum {m} of k trials drawn without replacement from "
                      "the n observed (exact, Lucic et al. 2018), with a "

@@ -98,3 +98,29 @@ def summary_table(best: pd.DataFrame) -> pd.DataFrame:
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """The summary table straight from the tidy frame (what `bench study` prints)."""
     return summary_table(per_trial(frame))
+
+
+def seeds_table(best: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant) of seed reruns (`bench seeds`, the paper's phase 3): reruns, diverged,
+    best score mean ± std over the finite reruns, min/median/max, the configuration rerun, and the
+    paper's Table 2 value: the one table that measures what Table 2 measured."""
+    metric = best.attrs["objective"]
+    out = []
+    for (dataset, variant), g in best.groupby(["dataset", "variant"], sort=False):
+        scored = g[g["state"].isin(SCORED)]
+        v = scored["score"].to_numpy(float)
+        finite = v[np.isfinite(v)]
+        q = quantiles(v)
+        paper = TABLE2.get(dataset, {}).get(variant)
+        out.append({
+            "dataset": dataset, "variant": variant, "reruns": int(g["state"].isin(BUDGET).sum()),
+            "diverged": int((g["state"] == "diverged").sum()), "failed": int((g["state"] == "failed").sum()),
+            f"{metric}_mean": float(finite.mean()) if len(finite) else np.nan,
+            f"{metric}_std": float(finite.std(ddof=1)) if len(finite) > 1 else np.nan,
+            f"{metric}_min": q[0], f"{metric}_median": q[2], f"{metric}_max": q[4],
+            "hparams": best_config(g.iloc[0]), "paper_table2": f"{paper[0]} ± {paper[1]}" if paper else "",
+        })
+    table = pd.DataFrame(out)
+    table.attrs = dict(best.attrs)
+    return table
+

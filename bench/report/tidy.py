@@ -75,28 +75,48 @@ def _exists(url: str, name: str) -> None:
                            f"run `bench study {name} --variant <name>` first")
 
 
+PHASES = {"search": "search", "seeds": "seed_reruns"}  # phase -> the Optuna study's `kind` user attribute
+
+
+def load_phases(source: Any, study: str | None = None, storage_url: str | None = None, fast: bool = True) -> dict[str, pd.DataFrame]:
+    """The tidy frames of a study by phase, in one read of the storage: "search" (the trials of
+    `bench study`) and, when there are any, "seeds" (the reruns of `bench seeds`, the paper's
+    phase 3, from the Optuna studies <study>:<variant>:seeds)."""
+    url, name, folder = resolve(source, storage_url)
+    name = study or name
+    # Study names hold no ':', so <study>:<variant> and <study>:<variant>:seeds both start with <study>:
+    exported = storage.export_studies(url, (lambda n: n.split(":")[0] == name) if name else (lambda n: ":" in n), fast)
+    exported = [s for s in exported if "variant" in s["user_attrs"] and "config" in s["user_attrs"]]
+    frames = {}
+    for phase, kind in PHASES.items():
+        mine = [s for s in exported if s["user_attrs"].get("kind", "search") == kind]
+        if mine:
+            frames[phase] = frame_from_export(mine, folder, phase)
+            frames[phase].attrs["source"] = storage.mask(url)
+    if "search" not in frames:
+        what = f"study {name!r}" if name else "harness study"
+        raise HarnessError(f"storage {storage.mask(url)} holds no {what}; run `bench study` first")
+    return frames
+
+
 def load(source: Any, study: str | None = None, storage_url: str | None = None, fast: bool = True,
          phase: str = "search") -> pd.DataFrame:
     """The tidy frame of a study. `source`: a study name or .toml path, a results folder, a storage
-    URL, a StudyConfig, or a trials.parquet written by a report. `study` picks one harness study
-    when a storage holds several. `phase`: "search" (the trials of `bench study`) or "seeds" (the
-    reruns of `bench seeds`, the paper's phase 3)."""
+    URL, a StudyConfig, or a .parquet written by a report. `study` picks one harness study when a
+    storage holds several. `phase`: "search" or "seeds" (see load_phases)."""
     if isinstance(source, (str, Path)) and str(source).endswith(".parquet"):
         return pd.read_parquet(source)
-    url, name, folder = resolve(source, storage_url)
-    name = study or name
-    # Harness studies are named <study>:<variant> (search) and <study>:<variant>:seeds (reruns,
-    # user attribute kind = "seed_reruns"); study names hold no ':'.
-    exported = storage.export_studies(url, (lambda n: n.split(":")[0] == name) if name else (lambda n: ":" in n), fast)
-    kind = {"search": "search", "seeds": "seed_reruns"}[phase]
-    exported = [s for s in exported if "variant" in s["user_attrs"] and "config" in s["user_attrs"]
-                and s["user_attrs"].get("kind", "search") == kind]
-    if not exported:
-        what = ("seed reruns of " if phase == "seeds" else "") + (f"study {name!r}" if name else "harness study")
-        raise HarnessError(f"storage {storage.mask(url)} holds no {what}; run `bench study` first")
-    frame = frame_from_export(exported, folder)
-    frame.attrs["source"] = storage.mask(url)
-    return frame
+    if phase not in PHASES:
+        raise ValueError(f"phase {phase!r}: expected one of {', '.join(PHASES)}")
+    frames = load_phases(source, study, storage_url, fast)
+    if phase not in frames:
+        raise HarnessError(f"study {study_name(frames['search'])!r} has no seed reruns; run `bench seeds` first")
+    return frames[phase]
+
+
+def study_name(frame: pd.DataFrame) -> str:
+    names = list(dict.fromkeys(frame["study"]))
+    return names[0] if len(names) == 1 else "+".join(names)
 
 
 def _state(t: dict[str, Any]) -> str:
@@ -108,22 +128,26 @@ def _state(t: dict[str, Any]) -> str:
     return outcome if outcome in STATES else t["state"]
 
 
-def _trial_dirs(study: str, variant: str, results_dir: Path | None) -> set[str]:
+def _layout(phase: str) -> Any:
+    return records.seed_trial_dir if phase == "seeds" else records.trial_dir
+
+
+def _trial_dirs(study: str, variant: str, results_dir: Path | None, phase: str) -> set[str]:
     """Names of the trial folders of a variant on this machine: under the report's results folder,
     else under the default results root."""
     root = results_dir.parent if results_dir is not None and results_dir.name == study else None
-    vdir = records.trial_dir(study, variant, 0, root).parent
+    vdir = _layout(phase)(study, variant, 0, root).parent
     return {p.name for p in vdir.iterdir()} if vdir.is_dir() else set()
 
 
-def _trial_dir(study: str, variant: str, t: dict[str, Any], results_dir: Path | None, here: set[str]) -> Path | None:
-    """The trial's folder, or where the worker recorded it if that exists here (another machine's may not)."""
-    name = records.trial_dir_name(t["number"])
-    if name in here:
+def _trial_dir(study: str, variant: str, t: dict[str, Any], results_dir: Path | None, here: set[str], phase: str) -> Path | None:
+    """The trial's folder by the layout, or where the worker recorded it if that exists here."""
+    path = None
+    if records.trial_dir_name(t["number"]) in here:
         root = results_dir.parent if results_dir is not None and results_dir.name == study else None
-        return records.trial_dir(study, variant, t["number"], root)
+        path = _layout(phase)(study, variant, t["number"], root)
     recorded = t["user_attrs"].get("trial_dir")
-    return Path(recorded) if recorded and Path(recorded).is_dir() else None
+    return path or (Path(recorded) if recorded and Path(recorded).is_dir() else None)
 
 
 def _checkpoints(t: dict[str, Any], objective: str, tdir: Path | None) -> list[dict[str, Any]]:
@@ -138,7 +162,7 @@ def _checkpoints(t: dict[str, Any], objective: str, tdir: Path | None) -> list[d
     return [{"step": int(s), objective: v} for s, v in sorted(t["intermediate"].items())]
 
 
-def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None = None) -> pd.DataFrame:
+def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None = None, phase: str = "search") -> pd.DataFrame:
     """Build the tidy frame from `storage.export_studies` records (a pure function of them, plus
     the trial folders' metrics logs for trials whose checkpoints the storage does not hold)."""
     rows: list[dict[str, Any]] = []
@@ -148,14 +172,14 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     objective = None
     for s in exported:
         cfg, variant = s["user_attrs"]["config"], s["user_attrs"]["variant"]
-        study_name = cfg["study"]["name"]
-        configs[study_name] = cfg
+        sname = cfg["study"]["name"]
+        configs[sname] = cfg
         objective = objective or cfg["eval"]["metrics"][0]
         if cfg["eval"]["metrics"][0] != objective:
             raise HarnessError(f"studies with different objectives ({objective}, {cfg['eval']['metrics'][0]}) cannot share one report")
         metrics += [m for m in cfg["eval"]["metrics"] if m not in metrics]
         spent = 0
-        here = _trial_dirs(study_name, variant, results_dir)
+        here = _trial_dirs(sname, variant, results_dir, phase)
         for t in s["trials"]:
             state = _state(t)
             if state == "waiting":
@@ -165,7 +189,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
                 distributions.setdefault(variant, {})[k] = d
             spent += state in BUDGET
             base = {
-                "study": study_name, "dataset": cfg["data"]["dataset"], "variant": variant,
+                "study": sname, "dataset": cfg["data"]["dataset"], "variant": variant,
                 "sampler": ua.get("sampler") or cfg["study"].get("sampler", ""),
                 "pruner": ua.get("pruner") or cfg["study"].get("pruner") or "unrecorded",
                 "space": ua.get("space") or cfg["study"].get("space", ""), "trial": t["number"], "state": state,
@@ -175,7 +199,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
                 "value": np.nan if t["value"] is None else float(t["value"]),
                 **{f"hp_{k}": v for k, v in (ua.get("hparams") or t["params"]).items()},
             }
-            tdir = _trial_dir(study_name, variant, t, results_dir, here)
+            tdir = _trial_dir(sname, variant, t, results_dir, here, phase)
             base["trial_dir"] = str(tdir) if tdir is not None else ""
             cps = _checkpoints(t, objective, tdir)
             if not cps:
@@ -192,7 +216,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     hp = sorted(c for c in frame.columns if c.startswith("hp_"))
     rest = [c for c in frame.columns if c not in ID_COLUMNS and c not in hp and c not in metrics]
     frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
-    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions}
+    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase}
     return frame
 
 
