@@ -6,7 +6,6 @@
     results/<study>/<variant>/trial-NNNN/config.json   resolved config, hyperparameters, seeds
     results/<study>/<variant>/trial-NNNN/metrics.jsonl append-only log: loss terms and evaluations
     results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
-    results/<study>/<variant>/trial-NNNN/samples.npy   2-D datasets: (N, 2) points from the fixed z
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
@@ -83,10 +82,6 @@ def checkpoint_path(tdir: Path, step: int) -> Path:
 
 def sample_grid_path(tdir: Path) -> Path:
     return tdir / "samples.png"
-
-
-def sample_points_path(tdir: Path) -> Path:
-    return tdir / "samples.npy"
 
 
 def report_dir(study: str, root: Path | None = None) -> Path:

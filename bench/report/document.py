@@ -129,11 +129,11 @@ def blocks(rep: "Report", figs: dict[str, str]) -> list[Block]:
     if "learning_rate" in figs:
         out.append(("img", (figs["learning_rate"], f"best {m} against learning rate")))
 
-    if "samples" in figs or "scatter" in figs:
+    if "samples" in figs:
         out.append(("h2", "Samples of the best trial per variant"))
-        for key in ("samples", "scatter"):
-            if key in figs:
-                out.append(("img", (figs[key], f"{key} of the best trial of each variant")))
+        out.append(("p", "From the fixed evaluation z: an 8x8 grid for images; generated (blue) against real (grey) "
+                         "points for 2-D mixtures."))
+        out.append(("img", (figs["samples"], "samples of the best trial of each variant")))
 
     failed = best[best["state"].isin(["failed", "diverged"]) & best["reason"].astype(bool)]
     if not failed.empty:

@@ -1,5 +1,6 @@
 """Figures of a report (matplotlib, Agg backend, PNG): score distributions, budget curves,
-importance, score against learning rate, and the best trial's samples per variant.
+importance, score against learning rate, and the best trial's samples per variant (image grids,
+or for 2-D mixtures the scatter of generated against real points that each trial leaves).
 
 The budget figure is the paper's "minimum FID as a function of budget" plot (Lucic et al. 2018,
 figure 4): expected best-of-k with a bootstrap band, one curve per variant. Diverged runs are never
@@ -163,34 +164,22 @@ def best_trials(best: pd.DataFrame) -> pd.DataFrame:
 
 
 def samples(best: pd.DataFrame) -> dict[str, Any]:
-    """The best trial's sample grid per variant (image datasets) and its 2-D scatter (mixtures),
-    where the trial folder holds them: {"samples": figure, "scatter": figure}, either may be absent."""
+    """The best trial's samples.png per variant, side by side: an 8x8 grid for image datasets, a
+    scatter of generated against real points for 2-D mixtures (bench/preview.py draws both).
+    {"samples": figure}, or {} when no best trial's folder is on this machine."""
     plt = _plt()
     tops = best_trials(best)
-    grids, points = [], []
+    shown = []
     for _, row in tops.iterrows():
         tdir = Path(row["trial_dir"]) if row.get("trial_dir") else None
-        if tdir is None:
-            continue
-        if records.sample_points_path(tdir).is_file():
-            points.append((row, np.load(records.sample_points_path(tdir))))
-        elif records.sample_grid_path(tdir).is_file():
-            grids.append((row, plt.imread(records.sample_grid_path(tdir))))
-    out: dict[str, Any] = {}
+        if tdir is not None and records.sample_grid_path(tdir).is_file():
+            shown.append((row, plt.imread(records.sample_grid_path(tdir))))
+    if not shown:
+        return {}
     metric = best.attrs["objective"]
-    if grids:
-        fig, axes = _panels(len(grids), width=3.2, height=3.5)
-        for ax, (row, img) in zip(axes, grids):
-            ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
-            ax.set_axis_off()
-            ax.set_title(f"{row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.3g}", fontsize=8)
-        out["samples"] = fig
-    if points:
-        fig, axes = _panels(len(points), width=3.2, height=3.4)
-        for ax, (row, xy) in zip(axes, points):
-            xy = np.asarray(xy).reshape(-1, 2)
-            ax.scatter(xy[:, 0], xy[:, 1], s=3, alpha=0.5, linewidths=0)
-            ax.set_aspect("equal")
-            ax.set_title(f"{row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.3g}", fontsize=8)
-        out["scatter"] = fig
-    return out
+    fig, axes = _panels(len(shown), width=3.2, height=3.5)
+    for ax, (row, img) in zip(axes, shown):
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
+        ax.set_axis_off()
+        ax.set_title(f"{row['dataset']} / {row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.4g}", fontsize=8)
+    return {"samples": fig}
