@@ -104,7 +104,8 @@ def _print_summary(cfg, url: str) -> None:
 
 def _print_report_paths(paths: dict) -> None:
     folder = paths["report.md"].parent
-    print(f"report:  {folder}/  (report.html, report.md, report.ipynb, summary.csv, trials.parquet, figures/)")
+    names = [n for n in ("report.html", "report.md", "report.ipynb", "summary.csv", "trials.parquet") if n in paths]
+    print(f"report:  {folder}/  ({', '.join(names)}, figures/)")
     print(f"open:    {paths['report.html']}")
 
 
