@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from . import records, storage
+from . import records, speed, storage
 
 SCHEMA = "bench-manifest/1"
 # Packages whose versions can change a number (or the reading of one); the harness itself last.
@@ -222,6 +222,7 @@ def build(cfg: Any, variant: str, number: int, hp: Mapping[str, Any], seeds: Map
         "seeds": {**dict(seeds), "eval_z": cfg.eval.seed},
         "determinism": determinism_state(cfg.train.deterministic),
         "software": software(), "torch": torch_info(), "device": device_info(device), "harness": harness_git(),
+        "speed": speed.settings(cfg.train, device),  # Adam implementation and speed keys as run (speed.py)
         "data": {"dataset": data.name, "fingerprint": data.fingerprint(), "source": data.source,
                  "train_shape": list(data.train.shape), "test_shape": list(data.test.shape)},
         "metrics": {

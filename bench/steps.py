@@ -86,7 +86,8 @@ def unrolled_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: tor
     adam = [nets.opt_d.state.get(p, {}) for p in params]
     m = [s["exp_avg"].clone() if s else torch.zeros_like(p) for s, p in zip(adam, params)]
     v = [s["exp_avg_sq"].clone() if s else torch.zeros_like(p) for s, p in zip(adam, params)]
-    t = [float(s["step"]) if s else 0.0 for s in adam]
+    # Adam's step count stays a tensor: with fused Adam it lives on the device, and reading it would sync.
+    t = [s["step"].to(p.device, torch.float32) if s else torch.zeros((), device=p.device) for s, p in zip(adam, params)]
 
     def d_out(weights: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return functional_call(D, {**dict(zip(names, weights)), **buffers}, (x,))
@@ -99,7 +100,7 @@ def unrolled_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: tor
         new = []
         for i, (w, g) in enumerate(zip(fast, grads)):
             g = torch.zeros_like(w) if g is None else g
-            t[i] += 1.0
+            t[i] = t[i] + 1.0  # never in place: t[i] may be the optimizer's own step tensor
             m[i] = beta1 * m[i] + (1.0 - beta1) * g
             v[i] = beta2 * v[i] + (1.0 - beta2) * g.detach() ** 2
             m_hat, v_hat = m[i] / (1.0 - beta1 ** t[i]), v[i] / (1.0 - beta2 ** t[i])

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from . import data as data_mod
-from . import manifest, preview, records
+from . import manifest, preview, records, speed
 from .config import StudyConfig
 from .errors import Diverged
 from .metrics import METRICS, MetricContext, extractor_provenance
@@ -83,8 +83,8 @@ def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int],
     G = arch.generator(z_dim, shape, width).to(device)
     D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
     betas = (float(hp["beta1"]), 0.999)
-    return Nets(G, D, torch.optim.Adam(G.parameters(), lr=hp["learning_rate"], betas=betas),
-                torch.optim.Adam(D.parameters(), lr=hp["learning_rate"], betas=betas))
+    return Nets(G, D, speed.adam(G.parameters(), hp["learning_rate"], betas, device),
+                speed.adam(D.parameters(), hp["learning_rate"], betas, device))
 
 
 def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mapping[str, Any], step: int,
@@ -147,6 +147,8 @@ def run_trial(
     manifest.seed_everything(seeds, cfg.train.deterministic)
     data = data_mod.load(cfg.data.dataset, data_root(cfg))
     nets = build_nets(variant, cfg.model.architecture, data.shape, cfg.model.width, cfg.model.z_dim, hp, device)
+    speed.prepare(nets.G, cfg.train)  # [train] precision / compile / channels_last (speed.py)
+    speed.prepare(nets.D, cfg.train)
     G = nets.G
     stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = MetricContext(data, device, cfg.eval.batch_size)
@@ -165,7 +167,8 @@ def run_trial(
 
     try:
         for step in range(1, cfg.train.steps + 1):
-            state, terms = train_step(variant, nets, hp, state, step, stream.next(), z_batch)
+            with speed.autocast(cfg.train, device):
+                state, terms = train_step(variant, nets, hp, state, step, speed.batch(stream.next(), cfg.train), z_batch)
             acc.update(terms)
             result.steps = step
 

@@ -1,18 +1,26 @@
-"""Training-loop benchmarks: (a) the harness's overhead against a bare PyTorch loop.
+"""Training-loop benchmarks: (a) harness overhead, (b) steps/s per architecture, and the speed keys.
 
-`harness_overhead` runs `train.run_trial` (the loop every study uses: the variant recipe, the
+`harness_overhead` (a) runs `train.run_trial` (the loop every study uses: the variant recipe, the
 device-resident BatchStream, loss terms accumulated on the device and read back every
 `log_every` steps into the append-only log, a checkpoint and a sample grid at the end) and, side
 by side in the same process, `bare_loop` below: the same InfoGAN networks (models.ARCHITECTURES),
-the same digits5k images on the device, the same batch, optimiser, loss and number of steps,
-written as plain PyTorch with no harness code at all. Evaluation (FID) is timed separately and
-left out of the harness side: it is a metric's cost, benchmarked by the FID-path benchmark, not
-loop overhead. The quick study's setting is measured: ns_gan at its paper default (lr 5e-5,
+the same digits5k images on the device, the same batch, Adam implementation, loss and number of
+steps, written as plain PyTorch with no harness code at all. Evaluation (FID) is timed separately
+and left out of the harness side: it is a metric's cost, benchmarked by the FID-path benchmark,
+not loop overhead. The quick study's setting is measured: ns_gan at its paper default (lr 5e-5,
 beta1 0, one D step per G step, BN in D), width 0.25, batch 64.
+
+`train_throughput` (b) times the harness's own step (`Stepper`: build_nets, speed.prepare,
+train_step under speed.autocast, as run_trial runs it) for every registered architecture at the
+paper's width 1.0 and batch 64, on random data of the first registered dataset shape it accepts.
+`loop_options` puts the Adam implementations and the `[train] precision` / `channels_last` keys
+side by side on infogan; `loop_compile` does the same for `[train] compile` and reports the
+one-off compilation time. On GPUs the same functions run from `python -m bench.benchmarks.gpu`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import data as data_mod
-from .. import train
+from .. import speed, train
 from ..config import load_study
 from ..models import ARCHITECTURES
 from ..variants import VARIANTS
@@ -31,11 +39,13 @@ from .timing import median, ratio, side_by_side
 
 
 def bare_loop(images: torch.Tensor, architecture: str, width: float, z_dim: int, batch: int, steps: int,
-              lr: float, beta1: float, device: torch.device, seed: int = 0) -> float:
+              lr: float, beta1: float, device: torch.device, seed: int = 0, adam: str | None = None) -> float:
     """Seconds for `steps` non-saturating GAN steps written by hand (setup included, as in a trial).
 
     One step: D on a real batch and on G(z) (no gradient into G), D's Adam step; then G's loss
-    -log sigmoid(D(G(z'))) on fresh z', G's Adam step. Nothing is read back to the host.
+    -log sigmoid(D(G(z))) on the same z, G's Adam step (gradients into G's weights only). Adam is
+    `torch.optim.Adam` with its own default implementation (`adam`: "fused"/"foreach" to pick one).
+    Nothing is read back to the host.
     """
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -43,8 +53,9 @@ def bare_loop(images: torch.Tensor, architecture: str, width: float, z_dim: int,
     arch = ARCHITECTURES[architecture]
     G = arch.generator(z_dim, shape, width).to(device)
     D = arch.discriminator(shape, width, True).to(device)
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999))
+    kw = {adam: True} if adam else {}
+    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(beta1, 0.999), **kw)
+    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(beta1, 0.999), **kw)
     x = images.to(device)
     order = torch.Generator().manual_seed(seed)
     perm, pos = torch.randperm(len(x), generator=order).to(device), 0
@@ -53,15 +64,16 @@ def bare_loop(images: torch.Tensor, architecture: str, width: float, z_dim: int,
             perm, pos = torch.randperm(len(x), generator=order).to(device), 0
         real = x[perm[pos : pos + batch]]
         pos += batch
+        z = torch.rand(batch, z_dim, device=device) * 2 - 1
         with torch.no_grad():
-            fake = G(torch.rand(batch, z_dim, device=device) * 2 - 1)
+            fake = G(z)
         loss_d = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
         opt_d.zero_grad(set_to_none=True)
         loss_d.backward()
         opt_d.step()
-        loss_g = F.softplus(-D(G(torch.rand(batch, z_dim, device=device) * 2 - 1))).mean()
+        loss_g = F.softplus(-D(G(z))).mean()
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        loss_g.backward(inputs=list(G.parameters()))
         opt_g.step()
     return time.perf_counter() - t0
 
@@ -110,7 +122,7 @@ def harness_overhead(quick: bool) -> dict[str, Any]:
 
     def bare() -> float:
         return bare_loop(images, cfg.model.architecture, width, cfg.model.z_dim, cfg.train.batch_size, steps,
-                         hp["learning_rate"], hp["beta1"], device)
+                         hp["learning_rate"], hp["beta1"], device, adam=speed.adam_impl(device))
 
     times = side_by_side({"harness": harness, "bare": bare}, repeats, warmup=0 if quick else 1)
     return {
@@ -118,8 +130,154 @@ def harness_overhead(quick: bool) -> dict[str, Any]:
         "harness_ms_per_step": round(1000 * median(times["harness"]) / steps, 2),
         "bare_ms_per_step": round(1000 * median(times["bare"]) / steps, 2),
         "goal": "<= 1.05",
-        "detail": {"steps": steps, "repeats": repeats, "width": width, "batch": cfg.train.batch_size,
+        "detail": {"steps": steps, "repeats": repeats, "width": width, "batch": cfg.train.batch_size, "adam": speed.adam_impl(device),
                    "variant": "ns_gan (paper default)", "log_every": cfg.train.log_every,
                    "eval_s_excluded": round(median(eval_times), 3), "seconds": times},
         "command": "python -m bench.benchmarks harness_overhead",
+    }
+
+
+# --- (b) training steps/s per architecture, and the speed keys side by side -------------------------
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sample_shape(architecture: str) -> tuple[int, ...]:
+    """The sample shape of the first registered dataset the architecture accepts (MNIST's for infogan)."""
+    arch = ARCHITECTURES[architecture]
+    for spec in data_mod.DATASETS.values():
+        if arch.accepts(spec.shape) is None:
+            return spec.shape
+    raise ValueError(f"no registered dataset fits architecture {architecture!r}")
+
+
+class Stepper:
+    """The harness's own training step (`train.build_nets`, `speed.prepare`, `train.train_step` under
+    `speed.autocast`), as run_trial runs it, on random device-resident data of the right shape."""
+
+    def __init__(self, architecture: str, width: float, batch: int, train_cfg: Any, device: torch.device,
+                 variant: str = "ns_gan", z_dim: int = 64, adam: str | None = None, seed: int = 0):
+        torch.manual_seed(seed)
+        self.variant, self.train_cfg, self.device, self.batch, self.z_dim = VARIANTS[variant], train_cfg, device, batch, z_dim
+        self.hp = dict(self.variant.defaults)
+        shape = sample_shape(architecture)
+        self.nets = train.build_nets(self.variant, architecture, shape, width, z_dim, self.hp, device)
+        speed.prepare(self.nets.G, train_cfg)
+        speed.prepare(self.nets.D, train_cfg)
+        if adam is not None:  # an explicit Adam implementation, to compare against the harness's choice
+            betas = (float(self.hp["beta1"]), 0.999)
+            kw = {"foreach": False} if adam == "loop" else {adam: True}
+            self.nets.opt_g = torch.optim.Adam(self.nets.G.parameters(), lr=self.hp["learning_rate"], betas=betas, **kw)
+            self.nets.opt_d = torch.optim.Adam(self.nets.D.parameters(), lr=self.hp["learning_rate"], betas=betas, **kw)
+        self.stream = data_mod.BatchStream(torch.rand(batch * 8, *shape), batch, seed, device)
+        self.state: dict[str, Any] = dict(self.variant.initial_state)
+        self.step = 0
+
+    def z(self) -> torch.Tensor:
+        return self.variant.latent(torch.rand(self.batch, self.z_dim, device=self.device) * 2 - 1)
+
+    def run(self, n: int) -> float:
+        """Seconds for n training steps (the device synchronised at both ends)."""
+        sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(n):
+            self.step += 1
+            with speed.autocast(self.train_cfg, self.device):
+                self.state, _ = train.train_step(self.variant, self.nets, self.hp, self.state, self.step,
+                                                 speed.batch(self.stream.next(), self.train_cfg), self.z)
+        sync(self.device)
+        return time.perf_counter() - t0
+
+
+def steps_for(stepper: Stepper, seconds: float) -> int:
+    """Steps that take about `seconds`, from one timed step after one warm-up step."""
+    stepper.run(1)
+    return max(2, int(seconds / max(stepper.run(1), 1e-4)))
+
+
+def throughput(architectures: list[str], width: float, batch: int, train_cfg: Any, device: torch.device,
+               repeats: int, seconds: float) -> dict[str, float]:
+    """Training steps/s of each architecture (median of repeats of about `seconds` each)."""
+    out = {}
+    for name in architectures:
+        s = Stepper(name, width, batch, train_cfg, device)
+        n = steps_for(s, seconds)
+        times = [s.run(n) for _ in range(repeats)]
+        out[name] = round(n / median(times), 2)
+    return out
+
+
+def option_ratios(options: dict[str, tuple[dict[str, Any], str | None]], architecture: str, width: float, batch: int,
+                  base_cfg: Any, device: torch.device, repeats: int, seconds: float, base: str) -> dict[str, Any]:
+    """Steps/s of the same step under each setting, interleaved; each over the `base` setting."""
+    steppers = {k: Stepper(architecture, width, batch, dataclasses.replace(base_cfg, **keys), device, adam=adam)
+                for k, (keys, adam) in options.items()}
+    n = steps_for(steppers[base], seconds)
+    times = side_by_side({k: (lambda s=s: s.run(n)) for k, s in steppers.items()}, repeats)
+    rate = {k: round(n / median(v), 3) for k, v in times.items()}
+    return {"steps_per_s": rate, "ratio": {k: round(rate[k] / rate[base], 3) for k in rate}, "steps": n}
+
+
+@benchmark("train_throughput")
+def train_throughput(quick: bool) -> dict[str, Any]:
+    """(b) training steps/s per architecture at the paper's width 1.0, batch 64, ns_gan default, fp32, on this CPU."""
+    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 3.0)
+    cfg = load_study("quick").train
+    rates = throughput(sorted(ARCHITECTURES), width, batch, cfg, torch.device("cpu"), repeats, seconds)
+    return {
+        **{f"{k}_steps_per_s": v for k, v in rates.items()},
+        "detail": {"width": width, "batch": batch, "variant": "ns_gan (paper default)", "repeats": repeats,
+                   "shapes": {k: list(sample_shape(k)) for k in rates}, "threads": torch.get_num_threads()},
+        "command": "python -m bench.benchmarks train_throughput",
+    }
+
+
+# Each setting: (speed keys, Adam implementation or None for the harness's own choice).
+CPU_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {
+    "harness": ({}, None),  # fp32, fused Adam: the default every study runs
+    "adam_loop": ({}, "loop"),  # torch.optim.Adam's own default on a CPU (one parameter at a time)
+    "adam_foreach": ({}, "foreach"),
+    "bf16": ({"precision": "bf16"}, None),
+    "channels_last": ({"channels_last": True}, None),
+    "bf16_channels_last": ({"precision": "bf16", "channels_last": True}, None),
+}
+
+
+@benchmark("loop_options")
+def loop_options(quick: bool) -> dict[str, Any]:
+    """The speed keys and Adam implementations side by side: infogan width 1.0, batch 64, steps/s over the default."""
+    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 2.5)
+    cfg = load_study("quick").train
+    r = option_ratios(CPU_OPTIONS, "infogan", width, batch, cfg, torch.device("cpu"), repeats, seconds, base="harness")
+    return {
+        "ratio": r["ratio"]["bf16"],
+        **{f"{k}_vs_default": v for k, v in r["ratio"].items() if k != "harness"},
+        "detail": {"width": width, "batch": batch, "steps": r["steps"], "repeats": repeats, "steps_per_s": r["steps_per_s"],
+                   "note": "ratio = bf16 steps/s over the default (fp32, fused Adam); torch.compile is measured by loop_compile"},
+        "command": "python -m bench.benchmarks loop_options",
+    }
+
+
+@benchmark("loop_compile")
+def loop_compile(quick: bool) -> dict[str, Any]:
+    """[train] compile = true against eager, side by side: the quick study's infogan (width 0.25, batch 64)."""
+    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (0.25, 64, 3, 2.0)
+    device = torch.device("cpu")
+    cfg = load_study("quick").train
+    compiled = Stepper("infogan", width, batch, dataclasses.replace(cfg, compile=True), device)
+    t0 = time.perf_counter()
+    compiled.run(3)  # compilation happens here: G and D forward/backward, train and no-grad modes
+    compile_s = time.perf_counter() - t0
+    eager = Stepper("infogan", width, batch, cfg, device)
+    n = steps_for(eager, seconds)
+    times = side_by_side({"compiled": lambda: compiled.run(n), "eager": lambda: eager.run(n)}, repeats)
+    return {
+        "ratio": ratio(times, "eager", "compiled"),
+        "compile_s": round(compile_s, 1),
+        "detail": {"width": width, "batch": batch, "steps": n, "repeats": repeats, "seconds": times,
+                   "note": "ratio = compiled steps/s over eager steps/s; compile_s = the first 3 steps, compilation included"},
+        "command": "python -m bench.benchmarks loop_compile",
     }

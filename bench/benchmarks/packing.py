@@ -3,8 +3,8 @@
 The paper's networks are small: one trial leaves a modern GPU mostly idle, so a study runs
 several workers on one device (`bench worker`, one process each). This measures what that buys:
 k processes each run the same trials back to back (`train.run_trial`, training plus its
-evaluation, the work of a worker minus the storage round trip), all released together from a
-barrier after loading their data and warming their caches, and the figure is the trials finished
+evaluation, the work of a worker minus the storage round trip), all sent their trials at the same
+moment after loading their data and warming their caches, and the figure is the trials finished
 per hour of wall time. `ratio_k` is trials/hour with k workers over trials/hour with one, measured
 in the same run. On a CPU each process runs one thread (two OpenMP threads per process on two
 shared cores thrash); on a GPU each gets an equal share of the host's cores for its Python side.
@@ -26,59 +26,75 @@ from typing import Any
 import torch
 
 from .. import train
-from ..config import StudyConfig, load_study
+from ..config import StudyConfig, load_study, parse_study
 from ..variants import VARIANTS
 from . import benchmark
 
 
-def _worker(cfg: StudyConfig, variant: str, device: str, trials: int, threads: int, barrier: Any, out: Any) -> None:
+def _worker(cfg: StudyConfig, variant: str, device: str, threads: int, jobs: Any, out: Any) -> None:
+    """A trial process: warm up once, then run the trials it is sent (a count; None ends it)."""
     torch.set_num_threads(threads)
     v = VARIANTS[variant]
     dev = torch.device(device)
     with tempfile.TemporaryDirectory() as d:
         warm = cfg.replace("train", steps=2, checkpoint_every=2)  # data, extractor, reference stats, kernels
         train.run_trial(warm, v, dict(v.defaults), train.trial_seeds(0, 0), Path(d) / "warm", dev)
-        barrier.wait()
-        t0 = time.perf_counter()
-        for i in range(trials):
-            result = train.run_trial(cfg, v, dict(v.defaults), train.trial_seeds(0, i + 1), Path(d) / f"t{i}", dev)
-            if result.outcome != "complete":
-                raise RuntimeError(f"packing trial ended {result.outcome}: {result.reason}")
-        out.put(time.perf_counter() - t0)
+        out.put("ready")
+        done = 0
+        while (trials := jobs.get()) is not None:
+            t0 = time.perf_counter()
+            for _ in range(trials):
+                done += 1
+                result = train.run_trial(cfg, v, dict(v.defaults), train.trial_seeds(0, done), Path(d) / f"t{done}", dev)
+                if result.outcome != "complete":
+                    raise RuntimeError(f"packing trial ended {result.outcome}: {result.reason}")
+            out.put(time.perf_counter() - t0)
 
 
-def trials_per_hour(cfg: StudyConfig, workers: int, trials: int, device: str = "cpu", variant: str = "ns_gan",
-                    threads: int | None = None) -> dict[str, float]:
-    """Run `workers` processes of `trials` trials each, started together; trials/hour over the slowest."""
+def packing_curve(cfg: StudyConfig, worker_counts: list[int], trials: int, device: str = "cpu",
+                  variant: str = "ns_gan") -> dict[str, Any]:
+    """Trials/hour with k concurrent trial processes for each k, and each over the one-worker figure.
+
+    max(k) processes are started and warmed once; for each k, the first k are sent `trials` trials
+    at the same moment and the wall time until the last finishes is measured."""
     ctx = mp.get_context("spawn")  # CUDA cannot be used in forked children
-    threads = threads or (1 if device == "cpu" else max(1, (os.cpu_count() or 1) // workers))
-    barrier, out = ctx.Barrier(workers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(cfg, variant, device, trials, threads, barrier, out)) for _ in range(workers)]
+    n = max(worker_counts)
+    threads = 1 if device == "cpu" else max(1, (os.cpu_count() or 1) // n)
+    out = ctx.Queue()
+    jobs = [ctx.Queue() for _ in range(n)]
+    procs = [ctx.Process(target=_worker, args=(cfg, variant, device, threads, q, out), daemon=True) for q in jobs]
     for p in procs:
         p.start()
-    barrier.wait(timeout=600)
-    t0 = time.perf_counter()
-    walls = [out.get(timeout=3600) for _ in procs]
-    wall = time.perf_counter() - t0
-    for p in procs:
-        p.join()
-        if p.exitcode != 0:
-            raise RuntimeError(f"a packing worker exited with code {p.exitcode}")
-    return {"workers": workers, "trials": workers * trials, "wall_s": round(wall, 2), "slowest_worker_s": round(max(walls), 2),
-            "trials_per_hour": round(3600 * workers * trials / wall, 1), "threads_per_worker": threads}
-
-
-def packing_curve(cfg: StudyConfig, worker_counts: list[int], trials: int, device: str = "cpu") -> dict[str, Any]:
-    """Trials/hour for each worker count, and each over the one-worker figure."""
-    rows = [trials_per_hour(cfg, k, trials, device) for k in worker_counts]
+    rows = []
+    try:
+        for _ in procs:
+            if out.get(timeout=900) != "ready":
+                raise RuntimeError("a packing worker failed to start")
+        for k in worker_counts:
+            t0 = time.perf_counter()
+            for q in jobs[:k]:
+                q.put(trials)
+            walls = [out.get(timeout=3600) for _ in range(k)]
+            wall = time.perf_counter() - t0
+            rows.append({"workers": k, "trials": k * trials, "wall_s": round(wall, 2), "slowest_worker_s": round(max(walls), 2),
+                         "trials_per_hour": round(3600 * k * trials / wall, 1), "threads_per_worker": threads})
+    finally:
+        for q in jobs:
+            q.put(None)
+        for p in procs:
+            p.join(timeout=60)
     base = rows[0]["trials_per_hour"]
     return {"rows": rows, **{f"ratio_{r['workers']}": round(r["trials_per_hour"] / base, 3) for r in rows}}
 
 
 def cpu_config(quick: bool) -> StudyConfig:
-    steps = 10 if quick else 80
-    base = load_study("quick")
-    return base.replace("model", width=0.125 if quick else 0.25).replace("train", steps=steps, checkpoint_every=steps, device="cpu")
+    """The quick study's network for 80 D steps and one FID; a smoke run uses ring8's small MLP instead."""
+    if quick:
+        raw = {"study": {"name": "packing-smoke"}, "data": {"dataset": "ring8"}, "model": {"architecture": "mlp"},
+               "train": {"steps": 10, "checkpoint_every": 10, "log_every": 10, "device": "cpu", "keep_checkpoints": False},
+               "eval": {"metrics": ["swd_ring8_10k_test"], "batch_size": 10_000, "generator_mode": "eval"}}
+        return parse_study(raw, "<packing smoke>", "packing-smoke")
+    return load_study("quick").replace("model", width=0.25).replace("train", steps=80, checkpoint_every=80, device="cpu")
 
 
 @benchmark("packing_cpu")
