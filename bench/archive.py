@@ -170,15 +170,21 @@ def import_archive(archive: Path, storage_url: str | None = None, log: Callable[
         if sdir.exists() and any(sdir.iterdir()):
             raise ConfigError(f"{sdir} already exists; import into another results folder (--results DIR) or move it away")
         url = storage_url or os.environ.get("BENCH_STORAGE") or records.default_storage_url(name)
+        created = not sdir.exists()
         sdir.mkdir(parents=True, exist_ok=True)
-        dst = storage.open_storage(url, heartbeat=False)
-        clash = sorted(set(meta["optuna_studies"]) & set(storage.study_names(dst)))
-        if clash:
-            raise ConfigError(f"storage {storage.mask(url)} already holds study {clash[0]!r}; import into another storage (--storage URL)")
-        src = storage.open_storage(f"sqlite:///{tmpdir / 'storage.db'}", heartbeat=False)
-        for n in meta["optuna_studies"]:
-            optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
-        src.engine.dispose()
+        try:
+            dst = storage.open_storage(url, heartbeat=False)
+            clash = sorted(set(meta["optuna_studies"]) & set(storage.study_names(dst)))
+            if clash:
+                raise ConfigError(f"storage {storage.mask(url)} already holds study {clash[0]!r}; import into another storage (--storage URL)")
+            src = storage.open_storage(f"sqlite:///{tmpdir / 'storage.db'}", heartbeat=False)
+            for n in meta["optuna_studies"]:
+                optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
+            src.engine.dispose()
+        except BaseException:
+            if created:  # leave no half-made study folder (or embedded storage) behind
+                shutil.rmtree(sdir, ignore_errors=True)
+            raise
         files = tmpdir / "files"
         if files.is_dir():
             for entry in files.iterdir():

@@ -221,6 +221,9 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
 
     a = TrialAudit(ref)
     tdir = ref.folder
+    if ref.state == "fail" and ref.outcome is None:  # killed mid-trial; the storage retried it as a new trial
+        a.drift("state", "the trial was killed before it ended (stale, retried by the storage); it holds no result to audit")
+        return a
     if not tdir.is_dir():
         a.fail("folder", f"{tdir} does not exist")
         return a
@@ -323,7 +326,7 @@ def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: floa
     adir = records.audit_dir(name)
     scratch = adir / "scratch"
     shutil.rmtree(scratch, ignore_errors=True)
-    log(f"audit {name}: {len(refs)} {phase} trial(s) ({trials}), {reruns} rerun(s) each, relative tolerance {tolerance:g}")
+    log(f"audit {name}: {len(refs)} {phase} trial(s) ({trials}), {reruns} rerun(s) each, tolerance {tolerance:g} (relative, absolute below 1)")
     audits = [audit_trial(r, url, reruns, tolerance, device, scratch, log) for r in refs]
     failures = [f"{a.label}: {c.field}: {c.message}" for a in audits for c in a.checks if c.status == "fail"]
     drift = [f"{a.label}: {c.field}: {c.message}" for a in audits for c in a.checks if c.status == "drift"]
@@ -367,7 +370,7 @@ def render_markdown(r: dict[str, Any]) -> str:
         f"# Audit of study `{r['study']}`", "",
         f"- when: {r['when']}; harness commit {r['harness'].get('git_commit') or 'unknown'}"
         + (" (dirty)" if r["harness"].get("git_dirty") else "") + f"; storage kind {r['storage_kind']}",
-        f"- trials: `{o['trials']}` ({o['phase']}), reruns per trial: {o['reruns']}, relative tolerance: {o['tolerance']:g}"
+        f"- trials: `{o['trials']}` ({o['phase']}), reruns per trial: {o['reruns']}, tolerance (relative, absolute below 1): {o['tolerance']:g}"
         + (", strict (drift fails)" if o["strict"] else ""),
         f"- verdict: **{r['verdict'].upper()}** ({len(r['failures'])} failures, {len(r['drift'])} drift)", "",
         "| variant | trial | outcome | value | files verified | reruns | max rel. diff | bit-identical | verdict |",

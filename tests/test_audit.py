@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import re
 import shutil
 import tomllib
@@ -22,7 +21,7 @@ from bench import manifest, records
 from bench.cli import main as bench_main
 from bench.config import parse_study
 
-from .conftest import ROOT, run_cli, tiny_study_text
+from .conftest import tiny_study_text
 
 DETERMINISTIC = 'device = "cpu"\ndeterministic = true'
 METRIC = "fid_lenet_digits5k_1k_test"
@@ -43,15 +42,18 @@ def restore_torch_determinism():
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory, shared_cache):
-    """A tiny deterministic study (one wgan trial) made by `bench study` in a subprocess."""
+    """A tiny deterministic study (one wgan trial) made by `bench study` (in this process: a
+    subprocess would add seconds of imports; test_study.py runs that path)."""
     base = tmp_path_factory.mktemp("made")
     toml = base / "tiny.toml"
     toml.write_text(tiny_text())
-    env = {k: v for k, v in os.environ.items() if k != "BENCH_STORAGE"}
-    env.update(BENCH_RESULTS=str(base / "results"), BENCH_CACHE=str(shared_cache),
-               PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    r = run_cli("study", toml, "--variant", "wgan", env=env)
-    assert r.returncode == 0, r.stderr
+    state = torch.are_deterministic_algorithms_enabled()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("BENCH_RESULTS", str(base / "results"))
+        mp.setenv("BENCH_CACHE", str(shared_cache))
+        mp.delenv("BENCH_STORAGE", raising=False)
+        assert bench_main(["study", str(toml), "--variant", "wgan"]) == 0
+    torch.use_deterministic_algorithms(state)
     return base
 
 
@@ -148,11 +150,10 @@ def test_manifest_never_holds_storage_credentials():
     assert b"s3cret" not in blob and b"ann:***@db" in blob
 
 
-def test_audit_passes_on_an_untouched_study(study, env):
-    r = run_cli("audit", "tiny", "--trials", "best", "--reruns", "1", env=env)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "wgan trial 0: PASS" in r.stdout and "verdict: PASS" in r.stdout
-    report = json.loads((study / "audit" / "audit.json").read_text())
+def test_audit_passes_on_an_untouched_study(study, capsys):
+    rc, out, report = audit(capsys, "--trials", "best", "--reruns", "1")
+    assert rc == 0, out
+    assert "wgan trial 0: PASS" in out and "verdict: PASS" in out
     assert report["verdict"] == "pass" and report["failures"] == []
     (t,) = report["trials"]
     assert t["files_verified"] == 5 and t["reruns"][0]["bit_identical"] and t["reruns"][0]["checkpoints_identical"] == "2/2"
