@@ -1,7 +1,9 @@
 """`bench`: the command line. Subcommands stay thin; the work lives in the modules they call.
 
-Exit codes: 0 success, 1 runtime failure (HarnessError), 2 bad input (ConfigError or a bad
-argument). Errors print one line naming the file, key or argument; `--debug` adds the traceback.
+Exit codes: 0 success, 1 runtime failure (HarnessError, an OS error such as an unwritable
+folder, or a bug), 2 bad input (ConfigError or a bad argument), 130 interrupted (Ctrl-C). Every
+error prints one line naming the file, key or argument and what is allowed; `--debug` adds the
+traceback. Argument errors are one line too (with a pointer to `--help`), not argparse's usage block.
 """
 
 from __future__ import annotations
@@ -9,19 +11,28 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
+import typing
 from pathlib import Path
 from typing import Sequence
 
 from .errors import ConfigError, HarnessError
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (exit 2), like every other error of the harness."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def _load(args: argparse.Namespace):
     from .config import load_study
 
-    cfg = load_study(args.study)
+    if getattr(args, "trials", None) is not None and args.trials <= 0:
+        raise ConfigError(f"--trials {args.trials}: expected a positive integer")
+    cfg = load_study(args.study)  # before anything imports torch: a bad file fails in a fraction of a second
     if getattr(args, "trials", None) is not None:
-        if args.trials <= 0:
-            raise ConfigError(f"--trials {args.trials}: expected a positive integer")
         cfg = cfg.replace("study", trials=args.trials)
     return cfg
 
@@ -41,10 +52,17 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if args.device is not None:
+        from .config import check_value
+
+        problem = check_value("train", "device", args.device)  # the rule of the file's [train] device
+        if problem:
+            raise ConfigError(f"--device {args.device!r} is not allowed; expected {problem}")
     from . import runner
 
-    cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
+    runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
     _check_data(cfg)
     url = runner.resolve_storage_url(cfg, args.storage)
     for v in variants:
@@ -190,7 +208,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
+    p = _Parser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     p.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -268,16 +286,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.results:
         os.environ["BENCH_RESULTS"] = args.results
+    if args.debug:
+        os.environ["BENCH_DEBUG"] = "1"  # library warnings and failed-trial tracebacks shown too
     try:
         return args.fn(args)
-    except HarnessError as e:
-        if args.debug:
-            raise
-        print(f"bench: error: {e}", file=sys.stderr)
-        return e.exit_code
     except KeyboardInterrupt:
         print("bench: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except Exception as e:
+        if args.debug:
+            traceback.print_exc()
+        print(f"bench: error: {_one_line(e)}", file=sys.stderr)
+        return e.exit_code if isinstance(e, HarnessError) else 1
+
+
+def _one_line(e: Exception) -> str:
+    """The message of an error: ours as written; an OS error with its file; anything else is a bug."""
+    if isinstance(e, HarnessError):
+        return str(e)
+    if isinstance(e, OSError) and e.strerror:
+        where = f"{e.filename}" + (f" -> {e.filename2}" if e.filename2 else "")
+        return f"{where or 'the system'}: {e.strerror}; check the folder's permissions and free space"
+    text = " ".join(str(e).split()) or "(no message)"
+    return f"unexpected {type(e).__name__}: {text} (a bug; rerun with --debug for the traceback)"
 
 
 if __name__ == "__main__":

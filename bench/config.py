@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import tomllib
 import typing
@@ -31,11 +32,17 @@ def _opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = Non
 
 
 def positive(v: Any) -> str | None:
-    return None if v > 0 else "a number > 0"
+    return None if v > 0 and math.isfinite(v) else "a finite number > 0"
 
 
 def non_negative(v: Any) -> str | None:
-    return None if v >= 0 else "a number >= 0"
+    return None if v >= 0 and math.isfinite(v) else "a finite number >= 0"
+
+
+def mask_url(url: str) -> str:
+    """A URL with any password replaced by '***': what records, logs and messages may show."""
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: a password may hold '@' or '/'
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&\s]*", r"\1***", url)  # libpq's ?password=
 
 
 def one_of(*allowed: Any) -> Callable[[Any], str | None]:
@@ -49,17 +56,27 @@ def name_like(v: str) -> str | None:
     return None if NAME_RE.match(v) else "letters, digits, '_', '-', '.'; no path separators"
 
 
-def registry_check(kind: str) -> Callable[[Any], str | None]:
-    """Validate against a registry resolved lazily (registries import torch; config must not)."""
+def registry_check(kind: str, non_empty: bool = False) -> Callable[[Any], str | None]:
+    """Validate against a registry resolved lazily (registries import torch; config must not).
+
+    Registry checks run after every cheap check of the whole file (`_validate`), so a typo or a
+    wrong type is reported without importing torch; `non_empty` lists must name at least one.
+    """
 
     def check(v: Any) -> str | None:
         from . import registries
 
         names = registries.names(kind)
         values = v if isinstance(v, list) else [v]
+        if non_empty and not values:
+            return f"a non-empty list of {', '.join(names)}"
+        dup = sorted({x for x in values if values.count(x) > 1})
+        if dup:
+            return f"each name once (repeated: {', '.join(map(repr, dup))})"
         bad = [x for x in values if x not in names]
         return None if not bad else f"one of {', '.join(names)} (got {', '.join(map(repr, bad))})"
 
+    check.registry = kind  # type: ignore[attr-defined]
     return check
 
 
@@ -68,7 +85,7 @@ class StudySection:
     name: str = _opt("", "study name; results go to results/<name>/ (defaults to the file's stem)", lambda v: None if v == "" else name_like(v))
     description: str = _opt("", "one line shown in listings and reports")
     seed: int = _opt(0, "study seed: trial n's hyperparameters and training seed derive from (seed, n)", non_negative)
-    variants: list[str] = _opt(["mm_gan", "ns_gan", "wgan", "wgan_gp"], "variants run by VARIANT=all", registry_check("variants"))
+    variants: list[str] = _opt(["mm_gan", "ns_gan", "wgan", "wgan_gp"], "variants run by VARIANT=all", registry_check("variants", non_empty=True))
     trials: int = _opt(5, "budget: trials per variant, identical for every variant", positive)
     space: str = _opt("narrow", "search space: 'wide' or 'narrow' (PROTOCOL.md)", one_of("wide", "narrow"))
     sampler: str = _opt("random", "Optuna sampler; 'random' is the paper's protocol (trial 0 = defaults)", registry_check("samplers"))
@@ -105,7 +122,7 @@ class TrainSection:
 
 @dataclass(frozen=True)
 class EvalSection:
-    metrics: list[str] = _opt(["fid_lenet_digits5k_1k_test"], "metrics computed at every checkpoint; the first is the objective", registry_check("metrics"))
+    metrics: list[str] = _opt(["fid_lenet_digits5k_1k_test"], "metrics computed at every checkpoint; the first is the objective", registry_check("metrics", non_empty=True))
     generator_mode: str = _opt("eval", "'eval': BN running statistics (the paper); 'train': batch statistics, for runs shorter than BN's ~1,000-step averaging", one_of("eval", "train"))
     seed: int = _opt(42, "seed of the fixed evaluation z (the paper's 42)", non_negative)
     batch_size: int = _opt(500, "batch size for generation and feature extraction", positive)
@@ -127,6 +144,7 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source")
+        d["study"]["storage"] = mask_url(d["study"]["storage"])  # recorded everywhere: never a password
         return d
 
     def digest(self) -> str:
@@ -137,7 +155,9 @@ class StudyConfig:
     def replace(self, section: str, **changes: Any) -> "StudyConfig":
         """A copy with fields of one section changed (used by CLI overrides and tests)."""
         new = dataclasses.replace(getattr(self, section), **changes)
-        _validate_section(new, section, self.source or "<override>")
+        source = self.source or "<override>"
+        _validate_section(new, section, source, registry=False)
+        _validate_section(new, section, source, registry=True)
         return dataclasses.replace(self, **{section: new})
 
 
@@ -178,10 +198,11 @@ def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     raise TypeError(f"unsupported config type {tp}")
 
 
-def _validate_section(section: Any, name: str, source: str) -> None:
+def _validate_section(section: Any, name: str, source: str, registry: bool) -> None:
+    """Run the section's cheap checks (registry=False) or its registry checks (registry=True)."""
     for f in dataclasses.fields(section):
         check = f.metadata.get("check")
-        if check is None:
+        if check is None or hasattr(check, "registry") != registry:
             continue
         problem = check(getattr(section, f.name))
         if problem:
@@ -202,7 +223,7 @@ def _build_section(cls: type, raw: Any, name: str, source: str) -> Any:
             raise ConfigError(f"{source}: [{name}] {key} = {value!r} has the wrong type; expected {_type_name(hints[key])}")
         values[key] = coerced
     section = cls(**values)
-    _validate_section(section, name, source)
+    _validate_section(section, name, source, registry=False)
     return section
 
 
@@ -219,6 +240,8 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     cfg = StudyConfig(**sections, source=source)
     if cfg.train.checkpoint_every > cfg.train.steps:
         raise ConfigError(f"{source}: [train] checkpoint_every = {cfg.train.checkpoint_every} exceeds [train] steps = {cfg.train.steps}; expected at most steps")
+    for name, section in sections.items():  # last: these import the registries (and torch)
+        _validate_section(section, name, source, registry=True)
     problem = _combination_problem(cfg)
     if problem:
         raise ConfigError(f"{source}: {problem}")
@@ -259,6 +282,8 @@ def resolve_study_path(name_or_path: str) -> Path:
         if name_or_path.startswith("/") or ".." in Path(name_or_path).parts or not name_or_path:
             raise ConfigError(f"study {name_or_path!r}: a study name must name a file under {STUDIES_DIR} (no '..', no absolute path); or pass a path ending in .toml")
         path = STUDIES_DIR / f"{name_or_path}.toml"
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"study file {path} is not a file; expected a .toml study file")
     if not path.is_file():
         raise ConfigError(f"study file {path} does not exist; available studies: {', '.join(list_studies()) or 'none'}")
     return path
@@ -267,9 +292,13 @@ def resolve_study_path(name_or_path: str) -> Path:
 def load_study(name_or_path: str) -> StudyConfig:
     path = resolve_study_path(name_or_path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: malformed TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start}); expected a TOML study file") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read: {e.strerror}") from None
     return parse_study(raw, str(path), default_name=path.stem)
 
 
@@ -277,6 +306,13 @@ def list_studies() -> list[str]:
     if not STUDIES_DIR.is_dir():
         return []
     return sorted(str(p.relative_to(STUDIES_DIR).with_suffix("")) for p in STUDIES_DIR.rglob("*.toml"))
+
+
+def check_value(section: str, key: str, value: Any) -> str | None:
+    """What is wrong with `value` for [section] key (None when allowed): CLI overrides use the file's rules."""
+    f = {f.name: f for f in dataclasses.fields(_SECTION_TYPES[section])}[key]
+    check = f.metadata.get("check")
+    return check(value) if check else None
 
 
 def describe_fields() -> list[tuple[str, str, Any, str]]:

@@ -15,7 +15,8 @@
     $BENCH_CACHE/datasets/<name>-<key><ext>          generated datasets (triangles), keyed by their recipe
 
 Writes of whole files are atomic (temporary file + rename), so a crash never leaves half a file
-that is read later; the metrics log is append-only JSON lines.
+that is read later; the metrics log is append-only JSON lines, and an append that fails part-way
+(a full disk) is cut back to the last whole line, so the log always parses.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ConfigError
+from .errors import ConfigError, HarnessError
 
 
 def results_root() -> Path:
@@ -49,6 +50,19 @@ def study_dir(study: str, root: Path | None = None) -> Path:
     if root not in path.parents:
         raise ConfigError(f"study name {study!r} would write outside {root}; use letters, digits, '_', '-', '.'")
     return path
+
+
+def ensure_writable(folder: Path) -> Path:
+    """Make `folder` (and parents) and prove a file can be written there, or fail in one clear line."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".write-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise HarnessError(f"results folder {folder} is not writable ({e.strerror}); "
+                           "pass --results DIR or set $BENCH_RESULTS to a writable folder") from None
+    return folder
 
 
 def trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
@@ -130,25 +144,70 @@ def read_json(path: Path) -> Any:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as a single line; one write call per line keeps lines whole."""
+    """Append one record as a single line. A torn last line left by a crash is cut off first, and
+    an append that fails part-way (a full disk) is cut back, so every line of the log stays whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(_jsonable(record), sort_keys=True) + "\n"
-    with open(path, "a") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    line = (json.dumps(_jsonable(record), sort_keys=True) + "\n").encode()
+    with open(path, "ab+") as f:
+        end = f.seek(0, os.SEEK_END)
+        start = _last_line_end(f, end)
+        if start != end:
+            f.truncate(start)
+        try:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            f.truncate(start)
+            raise
+
+
+def _last_line_end(f: Any, end: int) -> int:
+    """Offset just after the last newline of an open file (0 if none)."""
+    pos = end
+    while pos > 0:
+        step = min(4096, pos)
+        f.seek(pos - step)
+        chunk = f.read(step)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return pos - step + i + 1
+        pos -= step
+    return 0
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a metrics log; a torn last line (a crash mid-write) is skipped, others must parse."""
-    lines = path.read_text().splitlines()
+    data = path.read_bytes()
+    lines = data.split(b"\n")
     for i, line in enumerate(lines):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            if i == len(lines) - 1:  # no newline after it: the write never finished
                 return
-            raise
+            raise HarnessError(f"{path}: line {i + 1} is not a JSON record; the log was edited or damaged "
+                               "(restore it, or remove that line)") from None
+        if not isinstance(rec, dict):
+            raise HarnessError(f"{path}: line {i + 1} is not a JSON object")
         yield {k: from_json_number(v) for k, v in rec.items()}
+
+
+def load_weights(path: Path, map_location: Any = "cpu") -> Any:
+    """A tensor state dict saved by the harness, loaded safely: `weights_only=True` never runs code
+    from the file; a truncated, corrupted or foreign file fails naming the file (exit 1)."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such checkpoint") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"{path}: not a loadable weights file (truncated, corrupted, or holding code: {first[:160]}); "
+                           "delete it to recompute, or restore it from a copy") from None

@@ -9,6 +9,7 @@ created. Each trial leaves a folder (records.py) and its summary in the storage'
 from __future__ import annotations
 
 import math
+import os
 import platform
 import time
 import traceback
@@ -19,12 +20,14 @@ import torch
 
 from . import manifest, records, space, storage
 from .config import StudyConfig
-from .errors import ConfigError
+from .errors import ConfigError, HarnessError
 from .samplers import SAMPLERS
 from .train import resolve_device, run_trial, trial_seeds
 from .variants import VARIANTS, Variant
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)
+# Failed trials are recorded (the `error` attribute, the traceback in metrics.jsonl) and reported
+# in one line by run_variant; Optuna's own traceback for them shows only with `bench --debug`.
+optuna.logging.set_verbosity(optuna.logging.WARNING if os.environ.get("BENCH_DEBUG") else optuna.logging.ERROR)
 
 
 def optuna_study_name(cfg: StudyConfig, variant: str) -> str:
@@ -118,6 +121,10 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
         except optuna.TrialPruned:
             trial.set_user_attr("outcome", "pruned")
             raise
+        except (KeyboardInterrupt, HarnessError) as e:  # issue #10: not the hyperparameters' fault
+            _stopped(trial, tdir, e)
+            objective.stopped = e  # type: ignore[attr-defined]
+            raise
         except Exception as e:
             trial.set_user_attr("outcome", "failed")
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
@@ -131,7 +138,28 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             trial.set_user_attr(key, value)
         return result.value
 
+    objective.stopped = None  # type: ignore[attr-defined]
     return objective
+
+
+def _stopped(trial: optuna.Trial, tdir: Any, e: BaseException) -> None:
+    """Record a trial stopped by Ctrl-C ("interrupted") or by the environment ("aborted": missing
+    data or weights, a damaged cache). Neither counts toward the budget; run_variant re-enqueues
+    the same hyperparameters so the rerun redoes exactly this trial (issue #10)."""
+    outcome = "interrupted" if isinstance(e, KeyboardInterrupt) else "aborted"
+    reason = "interrupted (Ctrl-C / SIGINT)" if isinstance(e, KeyboardInterrupt) else str(e)
+    trial.set_user_attr("outcome", outcome)
+    trial.set_user_attr("reason", reason)
+    records.append_jsonl(tdir / "metrics.jsonl", {"kind": outcome, "reason": reason})
+
+
+def _requeue(study: optuna.Study) -> None:
+    """Enqueue again the hyperparameters (and the paper-default mark) of the last, stopped trial."""
+    last = study.get_trials(deepcopy=False)[-1]
+    if last.state != optuna.trial.TrialState.FAIL or last.user_attrs.get("outcome") == "failed":
+        return  # stopped between trials, or a trial that failed on its own: nothing to redo
+    attrs = {"retry_of": last.number, **({"paper_default": True} if last.user_attrs.get("paper_default") else {})}
+    study.enqueue_trial(dict(last.params), user_attrs=attrs, skip_if_exists=False)
 
 
 def run_variant(cfg: StudyConfig, variant_name: str, url: str, device_spec: str | None = None,
@@ -147,7 +175,14 @@ def run_variant(cfg: StudyConfig, variant_name: str, url: str, device_spec: str 
         if done >= budget:
             break
         t0 = time.perf_counter()
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
+        except KeyboardInterrupt:
+            _requeue(study)
+            raise
+        if objective.stopped is not None:  # type: ignore[attr-defined]
+            _requeue(study)
+            raise objective.stopped  # type: ignore[attr-defined]
         last = study.get_trials(deepcopy=False)[-1]
         value = last.value if last.value is not None else math.nan
         log(f"[{cfg.name}/{variant_name}] trial {last.number}: {last.user_attrs.get('outcome', last.state.name.lower())}, "
@@ -156,14 +191,19 @@ def run_variant(cfg: StudyConfig, variant_name: str, url: str, device_spec: str 
     return study
 
 
-def resolve_storage_url(cfg: StudyConfig, cli_url: str | None = None) -> str:
-    import os
-
+def resolve_storage_url(cfg: StudyConfig, cli_url: str | None = None, create: bool = True) -> str:
+    """The storage URL; the default SQLite file's folder is made only when `create` (reports never create one)."""
     url = cli_url or os.environ.get("BENCH_STORAGE") or cfg.study.storage
     if not url:
-        records.study_dir(cfg.name).mkdir(parents=True, exist_ok=True)
+        sdir = records.study_dir(cfg.name)
+        if create:
+            records.ensure_writable(sdir)
+        elif not (sdir / "optuna.db").is_file():
+            raise HarnessError(f"no stored results for study {cfg.name!r}: {sdir / 'optuna.db'} does not exist; "
+                               f"run `bench study {cfg.name} --variant ...` first, or pass --storage")
         url = records.default_storage_url(cfg.name)
     return url
+
 
 
 def main_variants(cfg: StudyConfig, variant: str) -> list[str]:

@@ -10,13 +10,13 @@ the CLI or $BENCH_STORAGE. Passwords are masked wherever a URL is shown or recor
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from typing import Any, Callable
 
 import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+from .config import mask_url
 from .errors import HarnessError
 
 HEARTBEAT_S = 30
@@ -25,7 +25,7 @@ GRACE_S = 120
 
 def mask(url: str) -> str:
     """The URL with any password replaced by '***' (safe for logs, results and reports)."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return mask_url(url)
 
 
 def kind(url: str) -> str:
@@ -39,15 +39,15 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
-    if heartbeat:
-        kwargs.update(
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-        )
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # the callback warns too: keep errors one line (issue #10)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat:
+                kwargs.update(
+                    heartbeat_interval=HEARTBEAT_S,
+                    grace_period=GRACE_S,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                )
             return RDBStorage(url, **kwargs)
     except Exception as e:  # SQLAlchemy/driver errors carry the URL; never echo the password
         msg = mask(str(e).splitlines()[0]) if str(e) else type(e).__name__

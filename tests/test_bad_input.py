@@ -1,0 +1,253 @@
+"""Issue #10: bad input through the real CLI and the Makefile gives a clear one-line error and
+changes nothing stored.
+
+Every case runs against a results folder that already holds a finished study, and must: exit 2
+(usage or configuration) or 1 (runtime), print exactly one line naming the file, key or argument
+and what is allowed, print no traceback (unless --debug), print nothing on stdout, and leave
+every file under results/ byte-identical (sha256 of every file and the set of folders, before
+and after each case). The cases run through `bench.cli.main` in one process (tests/cli_batch.py:
+one torch import instead of sixty); `test_batch_matches_real_process` proves that process gives
+the same bytes as `python -m bench`, and the Makefile cases run `make` itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, tiny_study_text
+from .fakepg import PasswordRefusingServer
+from .faultkit import assert_one_line_error, cli_env, run_batch, tree_digest
+
+GOOD = dict(trials=1, variants='["wgan"]')
+SECRET = "Hunter2-not-for-logs"
+
+# id -> (replace this, with that) in the good study file; the case's file is {dir}/<id>.toml.
+BAD_FILES = {
+    "malformed-toml": ('trials = 1', 'trials = 1\n[[['),
+    "duplicate-key": ('trials = 1', 'trials = 1\ntrials = 2'),
+    "unknown-section": ('[eval]', '[evaluation]'),
+    "unknown-key": ('trials = 1', 'trials = 1\nbogus = 3'),
+    "section-not-table": ('[data]', '[[data]]'),
+    "type-str-for-int": ('trials = 1', 'trials = "many"'),
+    "type-bool-for-int": ('trials = 1', 'trials = true'),
+    "type-float-for-int": ('trials = 1', 'trials = 2.5'),
+    "type-str-for-list": ('variants = ["wgan"]', 'variants = "wgan"'),
+    "type-str-for-bool": ('device = "cpu"', 'device = "cpu"\nkeep_checkpoints = "yes"'),
+    "type-int-for-str": ('sampler = "random"', 'sampler = 3'),
+    "negative-budget": ('trials = 1', 'trials = -4'),
+    "zero-steps": ('steps = 10', 'steps = 0'),
+    "negative-width": ('width = 0.125', 'width = -1.0'),
+    "infinite-width": ('width = 0.125', 'width = inf'),
+    "nan-width": ('width = 0.125', 'width = nan'),
+    "zero-z-dim": ('width = 0.125', 'width = 0.125\nz_dim = 0'),
+    "negative-eval-seed": ('generator_mode = "train"', 'generator_mode = "train"\nseed = -1'),
+    "zero-batch": ('batch_size = 16', 'batch_size = 0'),
+    "unknown-variant": ('variants = ["wgan"]', 'variants = ["wgan", "stylegan"]'),
+    "repeated-variant": ('variants = ["wgan"]', 'variants = ["wgan", "wgan"]'),
+    "no-variants": ('variants = ["wgan"]', 'variants = []'),
+    "unknown-dataset": ('dataset = "digits5k"', 'dataset = "imagenet"'),
+    "unknown-metric": ('metrics = ["fid_lenet_digits5k_1k_test"]', 'metrics = ["fid_magic"]'),
+    "no-metrics": ('metrics = ["fid_lenet_digits5k_1k_test"]', 'metrics = []'),
+    "unknown-sampler": ('sampler = "random"', 'sampler = "grid"'),
+    "unknown-architecture": ('architecture = "infogan"', 'architecture = "resnet"'),
+    "unknown-space": ('space = "narrow"', 'space = "medium"'),
+    "unknown-device": ('device = "cpu"', 'device = "tpu"'),
+    "unknown-generator-mode": ('generator_mode = "train"', 'generator_mode = "test"'),
+    "conflict-checkpoint-after-end": ('checkpoint_every = 5', 'checkpoint_every = 50'),
+    "name-dotdot": ('name = "tiny"', 'name = "../escape"'),
+    "name-absolute": ('name = "tiny"', 'name = "/tmp/escape"'),
+    "incompatible-stored-study": ('steps = 10', 'steps = 20'),
+}
+
+# (id, kind, argv, exit code, words the one line must hold, extra environment). Templates:
+# {good} the good study file, {file} the case's bad file, {dir} the workspace, {port} the
+# password-refusing server, {results} the results folder.
+CASES = [
+    # --- arguments (argparse and the CLI's own checks) ---
+    ("no-command", "usage", [], 2, ["required: COMMAND", "--help"], {}),
+    ("unknown-command", "usage", ["bogus"], 2, ["invalid choice: 'bogus'", "'study'"], {}),
+    ("unknown-flag", "usage", ["--bogus", "list"], 2, ["unrecognized arguments: --bogus"], {}),
+    ("list-extra-arg", "usage", ["list", "extra"], 2, ["unrecognized arguments: extra"], {}),
+    ("study-no-args", "usage", ["study"], 2, ["study, --variant", "bench study --help"], {}),
+    ("missing-variant", "usage", ["study", "{good}"], 2, ["--variant"], {}),
+    ("empty-variant-value", "usage", ["study", "{good}", "--variant"], 2, ["--variant", "expected one argument"], {}),
+    ("trials-not-int", "usage", ["study", "{good}", "--variant", "wgan", "--trials", "abc"], 2, ["--trials", "invalid int value: 'abc'"], {}),
+    ("trials-zero", "usage", ["study", "{good}", "--variant", "wgan", "--trials", "0"], 2, ["--trials 0", "positive integer"], {}),
+    ("trials-negative", "usage", ["study", "{good}", "--variant", "wgan", "--trials", "-3"], 2, ["--trials -3", "positive integer"], {}),
+    ("unknown-cli-variant", "usage", ["study", "{good}", "--variant", "stylegan"], 2, ["--variant 'stylegan'", "wgan_gp", "'all'"], {}),
+    ("unknown-cli-device", "usage", ["study", "{good}", "--variant", "wgan", "--device", "tpu"], 2, ["--device 'tpu'", "'cuda:N'"], {}),
+    ("report-no-study", "usage", ["report"], 2, ["required: study"], {}),
+    # --- study names and files ---
+    ("missing-study-name", "study file", ["study", "nope", "--variant", "wgan"], 2, ["nope.toml", "does not exist", "quick"], {}),
+    ("missing-study-file", "study file", ["study", "{dir}/absent.toml", "--variant", "wgan"], 2, ["{dir}/absent.toml", "does not exist"], {}),
+    ("study-name-dotdot", "study file", ["study", "../quick", "--variant", "wgan"], 2, ["'../quick'", "no '..'"], {}),
+    ("study-name-absolute", "study file", ["study", "/etc/passwd", "--variant", "wgan"], 2, ["'/etc/passwd'", "no absolute path"], {}),
+    ("report-name-dotdot", "study file", ["report", "../../etc/cron"], 2, ["no '..'"], {}),
+    ("study-file-is-folder", "study file", ["study", "{dir}/folder.toml", "--variant", "wgan"], 2, ["{dir}/folder.toml", "not a file"], {}),
+    ("study-file-binary", "study file", ["study", "{dir}/binary.toml", "--variant", "wgan"], 2, ["{dir}/binary.toml", "not a UTF-8"], {}),
+    # --- storage ---
+    ("storage-unreachable", "storage", ["study", "{good}", "--variant", "wgan", "--storage", f"postgresql+psycopg2://bench:{SECRET}@127.0.0.1:1/bench"], 1,
+     ["storage postgresql+psycopg2://bench:***@127.0.0.1:1/bench", "cannot be opened", "Connection refused"], {}),
+    ("storage-wrong-password", "storage", ["study", "{good}", "--variant", "wgan", "--storage", f"postgresql+psycopg2://bench:{SECRET}@127.0.0.1:{{port}}/bench"], 1,
+     ["bench:***@127.0.0.1:{port}", "password authentication failed"], {}),
+    ("storage-env-unreachable", "storage", ["study", "{good}", "--variant", "wgan"], 1, ["127.0.0.1:1", "cannot be opened"],
+     {"BENCH_STORAGE": f"postgresql+psycopg2://bench:{SECRET}@127.0.0.1:1/bench"}),
+    ("storage-unknown-scheme", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "mongodb://127.0.0.1/x"], 1, ["mongodb://127.0.0.1/x", "cannot be opened", "Can't load plugin"], {}),
+    ("storage-not-a-url", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "results.db"], 1, ["storage results.db", "cannot be opened"], {}),
+    ("storage-sqlite-no-folder", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/no/such/folder/x.db"], 1, ["{dir}/no/such/folder/x.db", "cannot be opened"], {}),
+    ("storage-not-a-database", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/garbage.db"], 1, ["{dir}/garbage.db", "cannot be opened"], {}),
+    ("report-never-run", "storage", ["report", "{dir}/neverrun.toml"], 1, ["'neverrun'", "does not exist", "bench study neverrun"], {}),
+    # --- results folder ---
+    ("results-is-a-file", "results folder", ["--results", "{dir}/a-file", "study", "{good}", "--variant", "wgan"], 1, ["{dir}/a-file", "not writable", "--results"], {}),
+    ("results-under-proc", "results folder", ["--results", "/proc/bench-results", "study", "{good}", "--variant", "wgan"], 1, ["/proc/bench-results", "not writable"], {}),
+]
+CASES += [(name, "study file" if name.startswith("name-") else "config value", ["study", "{file}", "--variant", "wgan"],
+           2, ["{file}"], {}) for name in BAD_FILES]
+# What each bad file's line must also say (the key and what is allowed).
+FILE_WORDS = {
+    "malformed-toml": ["malformed TOML"], "duplicate-key": ["malformed TOML"], "unknown-section": ["unknown section [evaluation]", "allowed sections"],
+    "unknown-key": ["[study] bogus", "allowed keys"], "section-not-table": ["[data] must be a table"],
+    "type-str-for-int": ["[study] trials", "an integer"], "type-bool-for-int": ["[study] trials", "an integer"],
+    "type-float-for-int": ["[study] trials", "an integer"], "type-str-for-list": ["[study] variants", "a list of a string"],
+    "type-str-for-bool": ["[train] keep_checkpoints", "true or false"], "type-int-for-str": ["[study] sampler", "a string"],
+    "negative-budget": ["[study] trials = -4", "> 0"], "zero-steps": ["[train] steps = 0", "> 0"], "negative-width": ["[model] width", "> 0"],
+    "infinite-width": ["[model] width = inf", "finite"], "nan-width": ["[model] width = nan", "finite"], "zero-z-dim": ["[model] z_dim", "> 0"],
+    "negative-eval-seed": ["[eval] seed", ">= 0"], "zero-batch": ["[train] batch_size", "> 0"],
+    "unknown-variant": ["[study] variants", "'stylegan'", "wgan_gp"], "repeated-variant": ["[study] variants", "once"],
+    "no-variants": ["[study] variants", "non-empty"], "unknown-dataset": ["[data] dataset", "'imagenet'", "digits5k"],
+    "unknown-metric": ["[eval] metrics", "'fid_magic'", "fid_lenet_digits5k_1k_test"], "no-metrics": ["[eval] metrics", "non-empty"],
+    "unknown-sampler": ["[study] sampler", "random", "tpe"], "unknown-architecture": ["[model] architecture", "infogan"],
+    "unknown-space": ["[study] space", "'wide'", "'narrow'"], "unknown-device": ["[train] device", "'cuda:N'"],
+    "unknown-generator-mode": ["[eval] generator_mode", "'eval'"], "conflict-checkpoint-after-end": ["checkpoint_every = 50", "steps = 10"],
+    "name-dotdot": ["[study] name", "no path separators"], "name-absolute": ["[study] name", "no path separators"],
+    "incompatible-stored-study": ["'tiny:wgan'", "different configuration"],
+}
+
+if os.geteuid() != 0:  # root ignores permission bits; /proc and a file stand in for it above
+    CASES.append(("results-read-only", "results folder", ["--results", "{dir}/read-only/results", "study", "{good}", "--variant", "wgan"], 1,
+                  ["{dir}/read-only/results", "not writable"], {}))
+
+try:
+    import torch
+
+    _HAS_CUDA = torch.cuda.is_available()
+except ImportError:  # pragma: no cover
+    _HAS_CUDA = False
+if not _HAS_CUDA:
+    CASES.append(("device-cuda-absent", "usage", ["study", "{good}", "--variant", "wgan", "--device", "cuda:0"], 2, ["'cuda:0'", "no CUDA device"], {}))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory, shared_cache):
+    """A results folder holding one finished tiny study, the bad files, and every case's outcome."""
+    d = tmp_path_factory.mktemp("bad-input")
+    good = d / "tiny.toml"
+    text = tiny_study_text(**GOOD)
+    good.write_text(text)
+    for name, (old, new) in BAD_FILES.items():
+        assert old in text, name
+        (d / f"{name}.toml").write_text(text.replace(old, new, 1))
+    (d / "folder.toml").mkdir()
+    (d / "binary.toml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe[study]\n")
+    (d / "garbage.db").write_bytes(b"this is not an sqlite database\n" * 100)
+    (d / "a-file").write_text("a file where the results folder should be\n")
+    (d / "neverrun.toml").write_text(tiny_study_text(name="neverrun", **GOOD))
+    if os.geteuid() != 0:
+        (d / "read-only").mkdir()
+        (d / "read-only").chmod(0o500)
+    results = d / "results"
+    env = cli_env(results, shared_cache)
+    with PasswordRefusingServer() as pg:
+        fill = {"good": str(good), "dir": str(d), "port": str(pg.port), "results": str(results)}
+        batch = [{"argv": ["study", str(good), "--variant", "wgan"], "env": {}}]  # the study every case must leave intact
+        for name, _, argv, _, _, extra in CASES:
+            f = {**fill, "file": str(d / f"{name}.toml")}
+            batch.append({"argv": [a.format(**f) for a in argv], "env": extra})
+        outside = {p: p.read_bytes() for p in (d / "garbage.db", d / "a-file")}
+        out = run_batch(batch, env)
+        passwords = list(pg.passwords)
+    yield {"dir": d, "fill": fill, "results": results, "first": out[0], "outcomes": dict(zip([c[0] for c in CASES], out[1:])),
+           "passwords": passwords, "outside": outside, "env": env, "good": good}
+    if os.geteuid() != 0:
+        (d / "read-only").chmod(0o700)
+
+
+def test_the_good_study_ran_first(workspace):
+    first = workspace["first"]
+    assert first["code"] == 0, first["stderr"]
+    assert (workspace["results"] / "tiny" / "wgan" / "trial-0000" / "metrics.jsonl").is_file()
+
+
+@pytest.mark.parametrize("name, kind, argv, code, words, extra", CASES, ids=[c[0] for c in CASES])
+def test_bad_input(workspace, name, kind, argv, code, words, extra):
+    r = workspace["outcomes"][name]
+    f = {**workspace["fill"], "file": str(workspace["dir"] / f"{name}.toml")}
+    words = [w.format(**f) for w in words + FILE_WORDS.get(name, [])]
+    assert_one_line_error(r["code"], r["stderr"], code, words)
+    assert r["stdout"] == "", r["stdout"]
+    assert r["changed"] == [], f"{name} changed stored results: {r['changed']}"
+    assert SECRET not in r["stderr"] + r["stdout"]
+
+
+def test_nothing_outside_results_was_touched_and_no_password_stored(workspace):
+    for path, data in workspace["outside"].items():
+        assert path.read_bytes() == data
+    # The password reached the server (so the refusal was real) but nothing under results/.
+    assert workspace["passwords"] == [SECRET]
+    for p in workspace["results"].rglob("*"):
+        if p.is_file():
+            assert SECRET.encode() not in p.read_bytes(), p
+    assert not (workspace["dir"] / "escape").exists() and not Path("/tmp/escape").exists()
+
+
+def test_batch_matches_real_process(workspace):
+    """The in-process driver reports what `python -m bench` prints and returns, byte for byte."""
+    d = workspace["dir"]
+    for name, argv in [("unknown-key", ["study", str(d / "unknown-key.toml"), "--variant", "wgan"]),
+                       ("missing-study-name", ["study", "nope", "--variant", "wgan"]),
+                       ("trials-not-int", ["study", str(workspace["good"]), "--variant", "wgan", "--trials", "abc"]),
+                       ("unknown-cli-variant", ["study", str(workspace["good"]), "--variant", "stylegan"])]:
+        r = subprocess.run([sys.executable, "-m", "bench", *argv], env=workspace["env"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        batch = workspace["outcomes"][name]
+        assert (r.returncode, r.stdout, r.stderr) == (batch["code"], batch["stdout"], batch["stderr"]), name
+
+
+def test_debug_shows_the_traceback(workspace):
+    d = workspace["dir"]
+    r = subprocess.run([sys.executable, "-m", "bench", "--debug", "study", str(d / "unknown-key.toml"), "--variant", "wgan"],
+                       env=workspace["env"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" in r.stderr and "ConfigError" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("bench: error: ") and "[study] bogus" in r.stderr
+
+
+MAKE_CASES = [
+    # (id, make arguments, bench's exit code, words)
+    ("make-missing-study", ["study", "STUDY=nope", "VARIANT=wgan"], 2, ["nope.toml", "does not exist"]),
+    ("make-bad-file", ["study", "STUDY={dir}/type-str-for-int.toml", "VARIANT=wgan"], 2, ["[study] trials", "an integer"]),
+    ("make-empty-variant", ["study", "STUDY={good}", "VARIANT="], 2, ["--variant", "expected one argument"]),
+    ("make-negative-trials", ["study", "STUDY={good}", "TRIALS=-1", "VARIANT=wgan"], 2, ["--trials -1", "positive integer"]),
+    ("make-report-dotdot", ["report", "STUDY=../x"], 2, ["'../x'", "no '..'"]),
+    ("make-report-never-run", ["report", "STUDY={dir}/neverrun.toml"], 1, ["'neverrun'", "does not exist"]),
+]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("name, args, code, words", MAKE_CASES, ids=[c[0] for c in MAKE_CASES])
+def test_bad_input_through_make(workspace, name, args, code, words):
+    """`make study|report` passes bench's one line through; make adds its own 'Error N' line and exits 2."""
+    before = tree_digest(workspace["results"])
+    args = [a.format(**workspace["fill"]) for a in args]
+    r = subprocess.run(["make", "-s", "-o", "setup", f"PY={sys.executable}", *args], env=workspace["env"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2  # make's own status for any failed recipe
+    bench_lines = [ln for ln in r.stderr.splitlines() if not ln.startswith("make")]
+    make_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("make")]
+    assert make_lines and make_lines[-1].endswith(f"Error {code}"), r.stderr
+    assert_one_line_error(code, "\n".join(bench_lines), code, words, prefix="bench")
+    assert tree_digest(workspace["results"]) == before
