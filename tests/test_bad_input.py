@@ -103,6 +103,10 @@ CASES = [
     ("storage-sqlite-no-folder", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/no/such/folder/x.db"], 1, ["{dir}/no/such/folder/x.db", "cannot be opened"], {}),
     ("storage-not-a-database", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/garbage.db"], 1, ["{dir}/garbage.db", "cannot be opened"], {}),
     ("report-never-run", "storage", ["report", "{dir}/neverrun.toml"], 1, ["'neverrun'", "does not exist", "bench study neverrun"], {}),
+    # --- data ---
+    ("fetch-unknown-dataset", "usage", ["fetch", "imagenet"], 2, ["'imagenet'", "digits5k", "mnist"], {}),
+    ("fetch-offline", "missing data", ["fetch", "mnist", "--root", "{dir}/data"], 1,
+     ["dataset mnist", "{dir}/data/MNIST/raw", "bench fetch mnist"], {"BENCH_OFFLINE": "1"}),
     # --- results folder ---
     ("results-is-a-file", "results folder", ["--results", "{dir}/a-file", "study", "{good}", "--variant", "wgan"], 1, ["{dir}/a-file", "not writable", "--results"], {}),
     ("results-under-proc", "results folder", ["--results", "/proc/bench-results", "study", "{good}", "--variant", "wgan"], 1, ["/proc/bench-results", "not writable"], {}),
