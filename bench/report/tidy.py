@@ -54,7 +54,7 @@ def resolve(source: Any, storage_url: str | None = None) -> tuple[str, str | Non
         from ..runner import resolve_storage_url  # the runner owns the precedence of storage URLs
 
         cfg = source if isinstance(source, StudyConfig) else load_study(source)
-        url = resolve_storage_url(cfg, storage_url)
+        url = resolve_storage_url(cfg, storage_url, create=False)  # a report never creates a study folder (issue #10)
         _exists(url, cfg.name)
         return url, cfg.name, records.study_dir(cfg.name)
     if isinstance(source, str) and "://" in source:
