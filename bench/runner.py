@@ -8,6 +8,7 @@ created. Each trial leaves a folder (records.py) and its summary in the storage'
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import platform
@@ -126,6 +127,12 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             objective.stopped = e  # type: ignore[attr-defined]
             raise
         except Exception as e:
+            if isinstance(e, OSError) and e.errno in _MACHINE_ERRNOS:  # issue #10: a full disk is not the trial's fault
+                stop = HarnessError(f"{e.filename or tdir}: {e.strerror}; free space (or fix the folder's permissions) "
+                                    "and run the same command again to redo this trial")
+                _stopped(trial, tdir, stop)
+                objective.stopped = stop  # type: ignore[attr-defined]
+                raise
             trial.set_user_attr("outcome", "failed")
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             records.append_jsonl(tdir / "metrics.jsonl", {"kind": "failed", "error": traceback.format_exc()})
@@ -150,7 +157,14 @@ def _stopped(trial: optuna.Trial, tdir: Any, e: BaseException) -> None:
     reason = "interrupted (Ctrl-C / SIGINT)" if isinstance(e, KeyboardInterrupt) else str(e)
     trial.set_user_attr("outcome", outcome)
     trial.set_user_attr("reason", reason)
-    records.append_jsonl(tdir / "metrics.jsonl", {"kind": outcome, "reason": reason})
+    try:
+        records.append_jsonl(tdir / "metrics.jsonl", {"kind": outcome, "reason": reason})
+    except OSError:
+        pass  # the disk that stopped the trial may refuse this line too; the storage holds the reason
+
+
+# A full or read-only disk, or lost permissions: the machine's fault, so the trial is redone, not spent.
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 def _requeue(study: optuna.Study) -> None:
@@ -199,8 +213,8 @@ def resolve_storage_url(cfg: StudyConfig, cli_url: str | None = None, create: bo
         if create:
             records.ensure_writable(sdir)
         elif not (sdir / "optuna.db").is_file():
-            raise HarnessError(f"no stored results for study {cfg.name!r}: {sdir / 'optuna.db'} does not exist; "
-                               f"run `bench study {cfg.name} --variant ...` first, or pass --storage")
+            raise HarnessError(f"study {cfg.name!r} has no results yet ({sdir / 'optuna.db'} does not exist); "
+                               f"run `bench study {cfg.name} --variant <name>` first, or pass --storage")
         url = records.default_storage_url(cfg.name)
     return url
 

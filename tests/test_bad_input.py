@@ -102,7 +102,7 @@ CASES = [
     ("storage-not-a-url", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "results.db"], 1, ["storage results.db", "cannot be opened"], {}),
     ("storage-sqlite-no-folder", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/no/such/folder/x.db"], 1, ["{dir}/no/such/folder/x.db", "cannot be opened"], {}),
     ("storage-not-a-database", "storage", ["study", "{good}", "--variant", "wgan", "--storage", "sqlite:///{dir}/garbage.db"], 1, ["{dir}/garbage.db", "cannot be opened"], {}),
-    ("report-never-run", "storage", ["report", "{dir}/neverrun.toml"], 1, ["'neverrun'", "does not exist", "bench study neverrun"], {}),
+    ("report-never-run", "storage", ["report", "{dir}/neverrun.toml"], 1, ["'neverrun'", "has no results yet", "bench study neverrun"], {}),
     # --- data ---
     ("fetch-unknown-dataset", "usage", ["fetch", "imagenet"], 2, ["'imagenet'", "digits5k", "mnist"], {}),
     ("fetch-offline", "missing data", ["fetch", "mnist", "--root", "{dir}/data"], 1,
@@ -237,7 +237,7 @@ MAKE_CASES = [
     ("make-empty-variant", ["study", "STUDY={good}", "VARIANT="], 2, ["--variant", "expected one argument"]),
     ("make-negative-trials", ["study", "STUDY={good}", "TRIALS=-1", "VARIANT=wgan"], 2, ["--trials -1", "positive integer"]),
     ("make-report-dotdot", ["report", "STUDY=../x"], 2, ["'../x'", "no '..'"]),
-    ("make-report-never-run", ["report", "STUDY={dir}/neverrun.toml"], 1, ["'neverrun'", "does not exist"]),
+    ("make-report-never-run", ["report", "STUDY={dir}/neverrun.toml"], 1, ["'neverrun'", "has no results yet"]),
 ]
 
 
