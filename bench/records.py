@@ -130,8 +130,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a full disk names no file: name the one being written
+            raise OSError(e.errno, e.strerror, str(path)) from e
         raise
 
 
@@ -157,8 +159,10 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
-        except BaseException:
+        except BaseException as e:
             f.truncate(start)
+            if isinstance(e, OSError) and e.filename is None:
+                raise OSError(e.errno, e.strerror, str(path)) from e
             raise
 
 

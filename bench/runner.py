@@ -14,6 +14,7 @@ import os
 import platform
 import time
 import traceback
+import warnings
 from typing import Any, Callable
 
 import optuna
@@ -92,7 +93,9 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
 
 def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url: str) -> Callable[[optuna.Trial], float]:
     def objective(trial: optuna.Trial) -> float:
-        hp = space.suggest(trial, variant.space(cfg.study.space))
+        with warnings.catch_warnings():  # the paper's default may lie outside the narrow space, on purpose
+            warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range", category=UserWarning)
+            hp = space.suggest(trial, variant.space(cfg.study.space))
         if trial.user_attrs.get("paper_default"):
             hp = dict(variant.defaults)  # sample 0 is the authors' setting, fixed values included
         seeds = trial_seeds(cfg.study.seed, trial.number)
