@@ -1,4 +1,14 @@
-"""Domain feature extractors for offline FID: a small digit classifier trained once and cached.
+"""Feature extractors: the Inception network of the paper's FID and a domain classifier for offline FID.
+
+An `Extractor` maps a batch of 8-bit images (B, C, H, W) on the device to named feature layers,
+and carries what identifies it (name, weights sha256, input preprocessing) into every value it
+produces and into the content key of cached reference statistics (metrics.py).
+
+`inception`: torch-fidelity's `inception-v3-compat` (fidelity.py), pool3 (2048-d) and pre-bias
+logits; grey images are tiled to 3 channels; weights from the study's `[eval] inception_weights`,
+$BENCH_INCEPTION_WEIGHTS or torch-fidelity's download.
+
+`lenet`: a small digit classifier trained once and cached.
 
 Inception weights cannot be downloaded on an offline machine, so CPU and offline studies measure
 FID in the feature space of a LeNet-style classifier trained on the dataset's own train split
@@ -14,14 +24,51 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable
 
 import torch
 from filelock import FileLock
 from torch import nn
 
-from . import records
+from . import fidelity, records
 from .data import Data
+
+
+@dataclass(frozen=True)
+class Extractor:
+    name: str  # "inception-v3-compat", "lenet-digits5k", ...
+    sha256: str  # checksum of its weights
+    preprocess: str  # how images become its input; part of the reference-statistics key
+    layers: tuple[str, ...]  # the feature layers `run` returns; layers[0] is the FID layer
+    run: Callable[[torch.Tensor], dict[str, torch.Tensor]] = field(repr=False, compare=False)  # (B,C,H,W) uint8 -> {layer: (B, D)}
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)  # provenance (recipe, accuracy, code version)
+
+    def provenance(self) -> dict[str, Any]:
+        """What is recorded beside every value computed with this extractor."""
+        return {"extractor": self.name, "sha256": self.sha256, **{k: v for k, v in self.meta.items() if k != "path"}}
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] floats -> the 256 levels images are stored with: round(x * 255), as real data was quantised."""
+    return torch.round(images.clamp(0, 1) * 255.0).to(torch.uint8)
+
+
+def inception_extractor(weights: Path, device: torch.device) -> Extractor:
+    net = fidelity.inception(weights, device)
+
+    def run(x: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, 1|3, H, W) uint8
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grey tiled to 3 channels, as the paper's TF code did
+        return dict(zip(fidelity.INCEPTION_LAYERS, net(x)))
+
+    return Extractor(
+        name=fidelity.INCEPTION_NAME, sha256=fidelity.file_sha256(weights),
+        preprocess="uint8 round(x*255); grey tiled to RGB; TF1 bilinear resize to 299 (torch-fidelity)",
+        layers=fidelity.INCEPTION_LAYERS, run=run,
+        meta={"code": f"torch-fidelity {fidelity.VERSION}", "weights": weights.name, "path": str(weights)},
+    )
 
 LENET_RECIPE = "lenet-v1: conv32-pool-conv64-pool-fc128(relu, features)-fc10; adam 1e-3; 8 epochs; batch 128; seed 0"
 
@@ -94,3 +141,15 @@ def lenet(data: Data, device: torch.device) -> tuple[LeNet, dict]:
     model.load_state_dict(state)
     model.eval().requires_grad_(False)
     return model.to(device), {**meta, "name": "lenet", "path": str(path)}
+
+
+def lenet_extractor(data: Data, device: torch.device) -> Extractor:
+    model, meta = lenet(data, device)
+
+    def run(x: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, C, H, W) uint8
+        return {"features": model.features(x.float() / 255.0)}
+
+    return Extractor(
+        name=f"lenet-{data.name}", sha256=meta["sha256"], preprocess="uint8 round(x*255), /255", layers=("features",),
+        run=run, meta={"recipe": meta["recipe"], "test_accuracy": round(meta["test_accuracy"], 4)},
+    )

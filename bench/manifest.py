@@ -242,8 +242,8 @@ def begin(tdir: Path, cfg: Any, variant: str, number: int, hp: Mapping[str, Any]
 
 
 def extractors_of(result: Any) -> dict[str, Any]:
-    prov = dict(getattr(result, "extractors", None) or {})
-    return {prov.get("name", "extractor"): prov} if prov else {}
+    """{extractor kind: provenance} as metrics.extractor_provenance gives it."""
+    return dict(getattr(result, "extractors", None) or {})
 
 
 def finish(tdir: Path, result: Any = None, outcome: str | None = None) -> None:

@@ -30,7 +30,7 @@ from . import data as data_mod
 from . import manifest, preview, records, speed
 from .config import StudyConfig
 from .errors import Diverged
-from .metrics import METRICS, MetricContext, extractor_provenance
+from .metrics import METRICS, MetricContext, compute_metrics, extractor_provenance, provenance
 from .models import ARCHITECTURES
 from .samplers import derive_seed
 from .steps import Nets
@@ -60,7 +60,7 @@ def data_root(cfg: StudyConfig) -> Path:
 @dataclass
 class TrialResult:
     outcome: str  # "complete" or "diverged"
-    value: float  # best objective over checkpoints (inf when none is finite)
+    value: float  # best objective over checkpoints (+inf, or -inf for higher-is-better, when none is finite)
     best_step: int | None
     steps: int  # D steps actually run
     seconds: float
@@ -114,16 +114,24 @@ def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int, mode: str) ->
     return out
 
 
-def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
+def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.Tensor,
+             metrics: list[str] | None = None) -> tuple[dict[str, float], torch.Tensor]:
+    """Every metric on images from the fixed z; metrics that invert G get it in the same BN mode."""
+    from .triangles_pr import generator_fn
+
+    names = list(metrics or cfg.eval.metrics)
     images = generate(G, z, cfg.eval.batch_size, cfg.eval.generator_mode)
-    values = {}
+    needs_g = any(METRICS[n].needs_generator for n in names)
+    ctx.begin(generator_fn(G, cfg.eval.generator_mode) if needs_g else None)
     # Metrics may draw random numbers or seed torch (an extractor trained on first use does); the
     # fork keeps training's random stream the same whether or not they do, so reruns are bit-identical.
     with torch.random.fork_rng(devices=[z.device] if z.device.type == "cuda" else []):
-        for name in cfg.eval.metrics:
-            m = METRICS[name]
-            values[name] = m.compute(ctx, images[: m.num_samples])["value"]
-    return values, images
+        return compute_metrics(ctx, names, images), images
+
+
+def metric_context(cfg: StudyConfig, data: data_mod.Data, device: torch.device) -> MetricContext:
+    return MetricContext(data, device, cfg.eval.batch_size, seed=cfg.eval.seed, inception_weights=cfg.eval.inception_weights,
+                         z_dim=cfg.model.z_dim)
 
 
 def _finite_or_raise(terms: Mapping[str, torch.Tensor], step: int) -> dict[str, float]:
@@ -151,12 +159,13 @@ def run_trial(
     speed.prepare(nets.D, cfg.train)
     G = nets.G
     stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
-    ctx = MetricContext(data, device, cfg.eval.batch_size)
+    ctx = metric_context(cfg, data, device)
     objective = cfg.eval.metrics[0]
+    sign = 1.0 if METRICS[objective].lower_is_better else -1.0  # best = min, or max for higher-is-better metrics
     z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
     log = tdir / "metrics.jsonl"
     B, state = cfg.train.batch_size, dict(variant.initial_state)
-    result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
+    result = TrialResult("complete", sign * math.inf, None, 0, 0.0, str(device))
     images = None
     acc: dict[str, torch.Tensor] = {}
     records.append_jsonl(log, {"kind": "data", "step": 0, "dataset": data.name, "source": data.source,
@@ -179,7 +188,8 @@ def run_trial(
 
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                 metrics, images = evaluate(G, cfg, ctx, z_eval)
-                records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics})
+                records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
+                                           "extractors": provenance(ctx, cfg.eval.metrics)})
                 if cfg.train.keep_checkpoints:
                     buf = io.BytesIO()
                     torch.save(G.state_dict(), buf)
@@ -188,7 +198,7 @@ def run_trial(
                 value = metrics[objective]
                 if not math.isfinite(value):
                     raise Diverged(f"non-finite {objective} at D step {step}")
-                if value < result.value:
+                if sign * value < sign * result.value:
                     result.value, result.best_step = value, step
                 if on_eval is not None:
                     on_eval(step, value)
