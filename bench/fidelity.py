@@ -31,7 +31,7 @@ import socket
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from .errors import HarnessError
 
 __all__ = [
     "statistics", "frechet_distance", "kid", "inception_score", "precision_recall", "inception",
-    "resolve_inception_weights", "write_random_inception_weights", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
+    "resolve_inception_weights", "write_random_inception_weights", "register_with_torch_fidelity", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
 ]
 
 VERSION = torch_fidelity.__version__
@@ -212,14 +212,38 @@ def write_random_inception_weights(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def register_extractor(name: str, cls: type) -> None:
-    """Register a feature extractor class with torch-fidelity (idempotent), so `calculate_metrics`
-    can be run with the same extractor as the harness (tests and benchmarks compare the two)."""
+def register_with_torch_fidelity(name: str, run: Callable[[torch.Tensor], dict[str, torch.Tensor]], layers: tuple[str, ...]) -> str:
+    """Register one of the harness's extractors in torch-fidelity's registry under `name` (replacing
+    an earlier one), so `calculate_metrics(feature_extractor=name, ...)` runs the very same network:
+    tests and the benchmark compare torch-fidelity's end-to-end path with the harness's."""
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
     from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-    if FEATURE_EXTRACTORS_REGISTRY.get(name) is not cls:
-        FEATURE_EXTRACTORS_REGISTRY.pop(name, None)
-        register_feature_extractor(name, cls)
+    class Wrapped(FeatureExtractorBase):
+        def __init__(self, name_: str, features_list: list[str], **kwargs: Any):
+            super().__init__(name_, features_list)
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return layers
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return layers[0]
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = run(x)
+            return tuple(out[k].float() for k in self.features_list)
+
+    if name == INCEPTION_NAME:
+        raise ValueError(f"{INCEPTION_NAME} is torch-fidelity's own; pass feature_extractor_weights_path instead")
+    FEATURE_EXTRACTORS_REGISTRY.pop(name, None)
+    register_feature_extractor(name, Wrapped)
+    return name
 
 
 def calculate_metrics(**kwargs: Any) -> dict[str, float]:

@@ -181,11 +181,11 @@ def _generated(images: torch.Tensor, count: int, name: str) -> torch.Tensor:
 
 def fid(kind: str, count: int, split: str = "test") -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
     def compute(ctx: MetricContext, images: torch.Tensor) -> dict[str, float]:
-        ext = ctx.extractor(kind)
-        ref = reference_statistics(ctx, ext, split, count)
         images = _generated(images, count, "fid")
         if not torch.isfinite(images).all():
             return {"value": math.nan}
+        ext = ctx.extractor(kind)
+        ref = reference_statistics(ctx, ext, split, count)
         gen = fidelity.statistics(ctx.features(ext, images)[ext.layers[0]])
         return {"value": fidelity.frechet_distance(gen, ref)}
 
@@ -194,11 +194,11 @@ def fid(kind: str, count: int, split: str = "test") -> Callable[[MetricContext, 
 
 def kid(kind: str, count: int, subsets: int, subset_size: int, split: str = "test") -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
     def compute(ctx: MetricContext, images: torch.Tensor) -> dict[str, float]:
-        ext = ctx.extractor(kind)
-        real = reference(ctx, ext, split, count)["features"][ext.layers[0]]
         images = _generated(images, count, "kid")
         if not torch.isfinite(images).all():
             return {"value": math.nan, "std": math.nan}
+        ext = ctx.extractor(kind)
+        real = reference(ctx, ext, split, count)["features"][ext.layers[0]]
         out = fidelity.kid(ctx.features(ext, images)[ext.layers[0]], real, subsets, subset_size, ctx.seed)
         return {"value": out["mean"], "std": out["std"]}
 
@@ -207,10 +207,10 @@ def kid(kind: str, count: int, subsets: int, subset_size: int, split: str = "tes
 
 def inception_score(count: int) -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
     def compute(ctx: MetricContext, images: torch.Tensor) -> dict[str, float]:
-        ext = ctx.extractor("inception")
         images = _generated(images, count, "is")
         if not torch.isfinite(images).all():
             return {"value": math.nan}
+        ext = ctx.extractor("inception")
         return {"value": fidelity.inception_score(ctx.features(ext, images)["logits_unbiased"])}
 
     return compute
@@ -218,11 +218,11 @@ def inception_score(count: int) -> Callable[[MetricContext, torch.Tensor], dict[
 
 def prc(kind: str, count: int, neighborhood: int = 3, split: str = "test") -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
     def compute(ctx: MetricContext, images: torch.Tensor) -> dict[str, float]:
-        ext = ctx.extractor(kind)
-        real = reference(ctx, ext, split, count)["features"][ext.layers[0]]
         images = _generated(images, count, "prc")
         if not torch.isfinite(images).all():
             return {"value": math.nan, "precision": math.nan, "recall": math.nan}
+        ext = ctx.extractor(kind)
+        real = reference(ctx, ext, split, count)["features"][ext.layers[0]]
         out = fidelity.precision_recall(ctx.features(ext, images)[ext.layers[0]], real, neighborhood)
         return {"value": out["f_score"], "precision": out["precision"], "recall": out["recall"]}
 

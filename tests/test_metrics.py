@@ -1,0 +1,179 @@
+"""The metric registry: names carry their protocol, NaN in gives NaN out (and a diverged trial),
+reference statistics are keyed by content and made once under concurrency, domain-feature FID
+equals torch-fidelity's on the same extractor and does not depend on the batch size, and a
+higher-is-better objective keeps its maximum."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from bench import data as data_mod
+from bench import features, fidelity, metrics, records
+from bench.config import parse_study
+from bench.data import Data
+from bench.errors import ConfigError
+
+from .conftest import ROOT, tiny_study_text
+
+
+@pytest.mark.parametrize("name", list(metrics.METRICS))
+def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
+    m = metrics.METRICS[name]
+    assert re.match(r"^(fid|kid|is|prc|triangles_prf)_", name) and re.search(r"_(\d+k?)(_test)?$", name), name
+    count = re.search(r"_(\d+)(k?)(_test)?$", name)
+    assert m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1)
+    assert m.doc and (m.extractor in ("", "inception", "lenet"))
+    ctx = metrics.MetricContext(Data("none", torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28)), torch.device("cpu"))
+    ctx.begin(lambda z: z)
+    out = m.compute(ctx, torch.full((m.num_samples, 1, 28, 28), math.nan))
+    assert "value" in out and all(math.isnan(v) for v in out.values())
+
+
+def test_metrics_must_fit_the_dataset():
+    raw = {"eval": {"metrics": ["triangles_prf_100_test"]}, "data": {"dataset": "digits5k"}}
+    with pytest.raises(ConfigError, match=r"study.toml: \[eval\] metrics lists triangles_prf_100_test.*fid_lenet_digits5k_1k_test"):
+        parse_study(raw, "study.toml", "s")
+
+
+def _ext(name="x", sha="s" * 64, pre="uint8", code="c1") -> features.Extractor:
+    return features.Extractor(name, sha, pre, ("f",), run=lambda x: {"f": x.flatten(1).float()[:, :4]}, meta={"code": code})
+
+
+BASE = dict(data=Data("d", torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)), ext=_ext(), split="test", count=4)
+
+
+@pytest.mark.parametrize("part, change", [
+    ("dataset", lambda a: {**a, "data": dataclasses.replace(a["data"], name="e")}),
+    ("fingerprint", lambda a: {**a, "data": dataclasses.replace(a["data"], test=torch.full((4, 1, 2, 2), 0.5))}),
+    ("split", lambda a: {**a, "split": "train"}),
+    ("count", lambda a: {**a, "count": 3}),
+    ("preprocess", lambda a: {**a, "ext": _ext(pre="uint8, tiled")}),
+    ("extractor", lambda a: {**a, "ext": _ext(name="y")}),
+    ("weights checksum", lambda a: {**a, "ext": _ext(sha="t" * 64)}),
+    ("extractor code", lambda a: {**a, "ext": _ext(code="c2")}),
+])
+def test_reference_cache_key_changes_with_each_part(part, change):
+    key = lambda a: metrics.stats_key(metrics.stats_key_parts(a["data"], a["ext"], a["split"], a["count"]))  # noqa: E731
+    assert key(BASE) == key(dict(BASE))
+    assert key(change(BASE)) != key(BASE), part
+
+
+CONCURRENT = textwrap.dedent("""
+    import json, sys, time, pathlib, torch
+    from bench import features, metrics
+    from bench.data import Data
+    go = pathlib.Path(sys.argv[1])
+    calls = pathlib.Path(sys.argv[2])
+    real_extract = metrics.extract
+    def counting_extract(*a, **k):
+        with open(calls, "a") as f:
+            f.write("x\\n")
+        time.sleep(0.5)  # hold the lock long enough for the other process to arrive
+        return real_extract(*a, **k)
+    metrics.extract = counting_extract
+    g = torch.Generator().manual_seed(0)
+    data = Data("race", torch.rand(8, 1, 4, 4, generator=g), torch.rand(64, 1, 4, 4, generator=g))
+    w = torch.randn(16, 5, generator=g)
+    ext = features.Extractor("lin", "0" * 64, "uint8", ("f",), run=lambda x: {"f": (x.flatten(1).float() / 255) @ w})
+    ctx = metrics.MetricContext(data, torch.device("cpu"), batch_size=16)
+    while not go.exists():
+        time.sleep(0.01)
+    s = metrics.reference_statistics(ctx, ext, "test", 64)
+    print(json.dumps({"mu": s["mu"].tolist(), "sigma": s["sigma"].tolist()}))
+""")
+
+
+def test_two_processes_make_the_same_reference_statistics_once(env, tmp_path):
+    go, calls = tmp_path / "go", tmp_path / "calls"
+    script = tmp_path / "race.py"
+    script.write_text(CONCURRENT)
+    procs = [subprocess.Popen([sys.executable, str(script), str(go), str(calls)], env=env, cwd=ROOT,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
+    a, b = (json.loads(o[0]) for o in outs)
+    assert a == b
+    assert calls.read_text().count("x") == 1  # computed by one process, read by the other
+    stats = list((records.cache_root() / "stats").glob("race-test-64-lin-*.npz"))
+    assert len(stats) == 1 and not list(stats[0].parent.glob(".race*.tmp"))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data_mod.load("digits5k", ROOT)
+
+
+def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_does_not_matter(env, digits):
+    ctx = metrics.MetricContext(digits, torch.device("cpu"), batch_size=1000)
+    gen = digits.train[::4]  # 1,000 training digits of every class (the file is ordered by class)
+    ours = metrics.fid("lenet", 1000)(ctx, gen)["value"]
+    ext = ctx.extractor("lenet")
+    name = fidelity.register_with_torch_fidelity("bench-lenet-digits5k", ext.run, ext.layers)
+
+    class U8(torch.utils.data.Dataset):
+        def __init__(self, x):
+            self.x = features.to_uint8(x)
+
+        def __len__(self):
+            return len(self.x)
+
+        def __getitem__(self, i):
+            return self.x[i]
+
+    theirs = fidelity.calculate_metrics(input1=U8(gen), input2=U8(digits.test), fid=True, cuda=False, cache=False,
+                                        verbose=False, save_cpu_ram=True, batch_size=250, feature_extractor=name)
+    # torch-fidelity averages float32 features in float32, the harness in float64: ~1e-6 apart.
+    assert ours == pytest.approx(theirs["frechet_inception_distance"], rel=5e-6)
+    for bs in (7, 333):
+        ctx.batch_size = bs
+        ctx.begin()
+        assert metrics.fid("lenet", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
+    # The training split of the same digits is close to the test split in these features.
+    assert 0 < ours < 10
+
+
+def _tiny_cfg(**over):
+    import tomllib
+
+    return parse_study(tomllib.loads(tiny_study_text(**over)), "tiny.toml", "tiny")
+
+
+def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
+    from bench import train
+    from bench.variants import VARIANTS
+
+    cfg = _tiny_cfg(steps=5, checkpoint_every=5)
+    monkeypatch.setattr(train, "generate", lambda G, z, bs, mode: torch.full((len(z), 1, 28, 28), math.nan))
+    hp = dict(VARIANTS["ns_gan"].defaults)
+    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, {"torch": 0, "data_order": 0}, tmp_path, torch.device("cpu"))
+    assert result.outcome == "diverged" and "fid_lenet_digits5k_1k_test" in result.reason
+    log = list(records.read_jsonl(tmp_path / "metrics.jsonl"))
+    evals = [r for r in log if r["kind"] == "eval"]
+    assert len(evals) == 1 and math.isnan(evals[0]["fid_lenet_digits5k_1k_test"])
+    assert log[-1]["kind"] == "diverged"
+
+
+def test_a_higher_is_better_objective_keeps_its_maximum_and_extras_are_recorded(env, tmp_path):
+    from bench import train
+    from bench.variants import VARIANTS
+
+    cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["prc_lenet_digits5k_1k_test", "fid_lenet_digits5k_1k_test"]')
+    hp = dict(VARIANTS["ns_gan"].defaults)
+    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, {"torch": 0, "data_order": 0}, tmp_path, torch.device("cpu"))
+    values = [e["prc_lenet_digits5k_1k_test"] for e in result.evaluations]
+    assert result.value == max(values) and metrics.direction(cfg.eval.metrics[0]) == "maximize"
+    evals = [r for r in records.read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "eval"]
+    for e in evals:
+        assert {"prc_lenet_digits5k_1k_test_precision", "prc_lenet_digits5k_1k_test_recall"} <= set(e)
+        assert e["extractors"]["fid_lenet_digits5k_1k_test"]["extractor"] == "lenet-digits5k"
+        assert len(e["extractors"]["fid_lenet_digits5k_1k_test"]["sha256"]) == 64
