@@ -207,6 +207,38 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from . import reeval
+    from .variants import VARIANTS
+
+    cfg = _load(args)
+    if args.variant:
+        variants = [v for v in args.variant.split(",") if v]
+        bad = [v for v in variants if v not in VARIANTS]
+        if bad:
+            raise ConfigError(f"--variant {bad[0]!r} is not a variant; expected one or more of {', '.join(VARIANTS)}")
+    else:
+        variants = list(dict.fromkeys([*cfg.study.variants, *VARIANTS]))
+    added = reeval.eval_study(cfg, variants, args.metrics or list(cfg.eval.metrics), args.device, args.again)
+    print(f"{len(added)} checkpoint evaluations appended to the trials' metrics.jsonl" if added
+          else "every checkpoint already has these metrics (use --again to add another record)")
+    return 0
+
+
+def cmd_fid(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from . import reeval
+
+    out = reeval.fid_between(Path(args.a), Path(args.b), args.features, args.device, args.batch_size, args.weights or "",
+                             Path(args.save_stats) if args.save_stats else None)
+    print(f"FID {out['fid']:.6f}")
+    print(f"  A: {out['a']}")
+    print(f"  B: {out['b']}")
+    print(f"  features: {out['extractor']} (sha256 {out['sha256'][:16]}…)" + (f", {out['code']}" if out.get("code") else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -278,6 +310,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     s.set_defaults(fn=cmd_dashboard)
+
+    s = sub.add_parser("eval", help="compute metrics on a study's saved checkpoints without retraining; appends records, never overwrites")
+    s.add_argument("study", help="study name under studies/ or a path to its .toml file")
+    s.add_argument("--variant", help="comma-separated variants (default: every variant with trial folders)")
+    s.add_argument("--metrics", nargs="+", metavar="METRIC", help="metrics to compute (default: the study file's [eval] metrics); see `bench list`")
+    s.add_argument("--again", action="store_true", help="append a new record even where the metric was already logged for that step")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("fid", help="FID between two image folders or saved statistics (.npz with mu, sigma)")
+    s.add_argument("a", help="a folder of png/jpg images or a .npz of statistics")
+    s.add_argument("b", help="a folder of png/jpg images or a .npz of statistics")
+    s.add_argument("--features", default="inception", help="'inception' (torch-fidelity's inception-v3-compat pool3, the default) or 'lenet-<dataset>'")
+    s.add_argument("--weights", help="Inception weights file (default: $BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download)")
+    s.add_argument("--save-stats", metavar="NPZ", help="write A's statistics (mu, sigma, provenance) to this .npz for reuse")
+    s.add_argument("--batch-size", type=int, default=200, help="feature-extraction batch size [200]")
+    s.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'cuda:N' [auto]")
+    s.set_defaults(fn=cmd_fid)
     return p
 
 

@@ -93,7 +93,11 @@ class Metric:
     needs_generator: bool = False  # reads ctx.generator (inverts G)
 
     def supports(self, dataset: str) -> bool:
-        return self.datasets is None or dataset in self.datasets
+        if self.datasets is None:  # any dataset of images (C, H, W), not the 2-D point sets
+            from .data import DATASETS
+
+            return dataset in DATASETS and len(DATASETS[dataset].shape) == 3
+        return dataset in self.datasets
 
 
 METRICS: dict[str, Metric] = {}

@@ -28,20 +28,25 @@ from .conftest import ROOT, tiny_study_text
 @pytest.mark.parametrize("name", list(metrics.METRICS))
 def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
     m = metrics.METRICS[name]
-    assert re.match(r"^(fid|kid|is|prc|triangles_prf)_", name) and re.search(r"_(\d+k?)(_test)?$", name), name
+    assert re.match(r"^(fid|kid|is|prc|triangles_prf|swd|modes|hq_fraction)_", name), name
     count = re.search(r"_(\d+)(k?)(_test)?$", name)
-    assert m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1)
+    assert count and m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1), name
     assert m.doc and (m.extractor in ("", "inception", "lenet"))
-    ctx = metrics.MetricContext(Data("none", torch.zeros(2, 1, 28, 28), torch.zeros(2, 1, 28, 28)), torch.device("cpu"))
+    dataset = m.datasets[0] if m.datasets else "digits5k"
+    shape = data_mod.DATASETS[dataset].shape
+    ref = torch.zeros(m.num_samples, *shape)
+    ctx = metrics.MetricContext(Data(dataset, ref, ref), torch.device("cpu"))
     ctx.begin(lambda z: z)
-    out = m.compute(ctx, torch.full((m.num_samples, 1, 28, 28), math.nan))
+    out = m.compute(ctx, torch.full((m.num_samples, *shape), math.nan))
     assert "value" in out and all(math.isnan(v) for v in out.values())
 
 
 def test_metrics_must_fit_the_dataset():
     raw = {"eval": {"metrics": ["triangles_prf_100_test"]}, "data": {"dataset": "digits5k"}}
-    with pytest.raises(ConfigError, match=r"study.toml: \[eval\] metrics lists triangles_prf_100_test.*fid_lenet_digits5k_1k_test"):
+    with pytest.raises(ConfigError, match=r"study.toml: \[eval\] metrics: 'triangles_prf_100_test' does not apply.*'fid_lenet_digits5k_1k_test'"):
         parse_study(raw, "study.toml", "s")
+    assert metrics.METRICS["fid_inception_10k_test"].supports("triangles")
+    assert not metrics.METRICS["fid_inception_10k_test"].supports("ring8")  # images only
 
 
 def _ext(name="x", sha="s" * 64, pre="uint8", code="c1") -> features.Extractor:

@@ -1,0 +1,176 @@
+"""Metrics after the fact: `bench eval` re-evaluates saved checkpoints without retraining, and
+`bench fid` measures FID between two image folders or saved statistics (stylegan2-ada's
+`calc_metrics.py` habit: a separate entry point over saved snapshots).
+
+`bench eval STUDY [--variant V] [--metrics M ...]` loads each saved generator checkpoint of the
+study's trials, samples the same fixed z as training did (seed `[eval] seed`, the same BN mode),
+computes the metrics and *appends* `{"kind": "eval", "source": "bench eval", ...}` records to the
+trial's metrics.jsonl: nothing is overwritten and a value already logged for a (step, metric) is
+not recomputed unless `--again` asks for another record. Because generation and metrics are the
+training loop's own functions, re-evaluating a metric of the study file reproduces the value
+logged during training.
+
+`bench fid A B [--features inception|lenet-DATASET]`: A and B are folders of images (png, jpg,
+jpeg; not recursive) or `.npz` statistics with `mu` and `sigma` (the harness's own, pytorch-fid's
+or TTUR's); `--save-stats` writes A's statistics for later use. Images are read as 8-bit RGB for
+Inception (grey tiled) and as 8-bit grey for LeNet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import data as data_mod
+from . import features, fidelity, records
+from .config import StudyConfig
+from .errors import ConfigError, HarnessError
+from .metrics import METRICS, extract, provenance
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+
+
+def checkpoint_step(path: Path) -> int:
+    return int(path.stem.split("-")[1])  # g-SSSSSSS.pt
+
+
+def trial_dirs(cfg: StudyConfig, variant: str) -> list[Path]:
+    vdir = records.study_dir(cfg.name) / variant
+    return sorted(p for p in vdir.glob("trial-[0-9][0-9][0-9][0-9]") if p.is_dir())
+
+
+def logged(log: Path, names: list[str]) -> set[tuple[int, str]]:
+    """(step, metric) pairs that already have a value in a metrics log."""
+    if not log.is_file():
+        return set()
+    return {(int(r["step"]), n) for r in records.read_jsonl(log) if r.get("kind") == "eval" for n in names if n in r}
+
+
+def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_spec: str | None = None,
+               again: bool = False, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    """Evaluate `names` on every saved checkpoint of the variants' trials; returns the appended records."""
+    from .models import ARCHITECTURES
+    from .train import data_root, evaluate, fixed_z, metric_context, resolve_device
+
+    unknown = [n for n in names if n not in METRICS]
+    if unknown:
+        raise ConfigError(f"--metrics {unknown[0]!r} is not a metric; expected some of {', '.join(METRICS)}")
+    unfit = [n for n in names if not METRICS[n].supports(cfg.data.dataset)]
+    if unfit:
+        fits = [n for n, m in METRICS.items() if m.supports(cfg.data.dataset)]
+        raise ConfigError(f"--metrics {unfit[0]!r} does not apply to dataset {cfg.data.dataset!r}; expected some of {', '.join(fits)}")
+    device = resolve_device(device_spec or cfg.train.device)
+    data = data_mod.load(cfg.data.dataset, data_root(cfg))
+    ctx = metric_context(cfg, data, device)
+    arch = ARCHITECTURES[cfg.model.architecture]
+    z = fixed_z(max(METRICS[n].num_samples for n in names), cfg.model.z_dim, cfg.eval.seed, device)
+    added: list[dict[str, Any]] = []
+    found = 0
+    for variant in variants:
+        for tdir in trial_dirs(cfg, variant):
+            log_path = tdir / "metrics.jsonl"
+            have = logged(log_path, names)
+            for ckpt in sorted((tdir / "checkpoints").glob("g-*.pt")):
+                found += 1
+                step = checkpoint_step(ckpt)
+                todo = [n for n in names if again or (step, n) not in have]
+                if not todo:
+                    continue
+                G = arch.generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
+                G.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
+                values, _ = evaluate(G, cfg, ctx, z, todo)
+                rec = {"kind": "eval", "source": "bench eval", "step": step, **values, "extractors": provenance(ctx, todo)}
+                records.append_jsonl(log_path, rec)
+                added.append({"variant": variant, "trial": tdir.name, **{k: v for k, v in rec.items() if k != "extractors"}})
+                log(f"[{cfg.name}/{variant}] {tdir.name} step {step}: "
+                    + ", ".join(f"{n} = {values[n]:.6g}" for n in todo))
+    if not found:
+        raise HarnessError(f"study {cfg.name!r} has no saved checkpoints for {', '.join(variants)} under "
+                           f"{records.study_dir(cfg.name)}; run `bench study` with [train] keep_checkpoints = true first")
+    return added
+
+
+# ---------------------------------------------------------------- bench fid
+
+
+def extractor_for(name: str, device: torch.device, weights: str = "") -> features.Extractor:
+    """`inception` (torch-fidelity's inception-v3-compat) or `lenet-DATASET` (the cached domain classifier)."""
+    if name == "inception":
+        return features.inception_extractor(fidelity.resolve_inception_weights(weights), device)
+    if name.startswith("lenet-"):
+        dataset = name[len("lenet-"):]
+        if dataset not in data_mod.DATASETS:
+            raise ConfigError(f"--features {name!r}: no dataset {dataset!r}; expected lenet-<one of {', '.join(data_mod.DATASETS)}>")
+        return features.lenet_extractor(data_mod.load(dataset, data_mod.resolve_root("")), device)
+    raise ConfigError(f"--features {name!r}: expected 'inception' or 'lenet-<dataset>' (e.g. lenet-digits5k)")
+
+
+def load_folder(folder: Path, grey: bool) -> torch.Tensor:
+    """(N, C, H, W) uint8 images of a folder, sorted by name; C = 1 for grey, else 3 (RGB)."""
+    from PIL import Image
+
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+    if len(files) < 2:
+        raise HarnessError(f"{folder}: found {len(files)} images ({', '.join(IMAGE_EXTENSIONS)}); FID needs at least 2")
+    arrays = []
+    for p in files:
+        with Image.open(p) as im:
+            a = np.asarray(im.convert("L" if grey else "RGB"))
+        arrays.append(a[None] if grey else a.transpose(2, 0, 1))
+    shapes = {a.shape for a in arrays}
+    if len(shapes) > 1:
+        raise HarnessError(f"{folder}: images of different sizes {sorted(shapes)[:3]}; resize them to one size first")
+    return torch.from_numpy(np.stack(arrays))
+
+
+def statistics_of(source: Path, ext: features.Extractor, device: torch.device, batch_size: int) -> tuple[dict[str, np.ndarray], str]:
+    """(mu, sigma) of a folder or a saved `.npz`, and a one-line description."""
+    if source.is_dir():
+        images = load_folder(source, grey=ext.name.startswith("lenet"))
+        if ext.name.startswith("lenet") and tuple(images.shape[1:]) != (1, 28, 28):
+            raise HarnessError(f"{source}: images are {tuple(images.shape[2:])}, the LeNet features take 28x28 grey images")
+        feats = extract(ext, images, device, batch_size)[ext.layers[0]]
+        return fidelity.statistics(feats), f"{len(images)} images in {source}"
+    if source.suffix == ".npz" and source.is_file():
+        with np.load(source, allow_pickle=False) as z:
+            if "mu" not in z or "sigma" not in z:
+                raise HarnessError(f"{source}: expected arrays 'mu' and 'sigma', found {', '.join(z.files)}")
+            stats = {"mu": z["mu"].astype(np.float64), "sigma": z["sigma"].astype(np.float64)}
+            meta = json.loads(str(z["meta"])) if "meta" in z else {}
+        if meta and (meta.get("extractor"), meta.get("sha256")) != (ext.name, ext.sha256):
+            raise HarnessError(f"{source}: statistics of {meta.get('extractor')} (sha256 {str(meta.get('sha256'))[:12]}…), "
+                               f"not of {ext.name} (sha256 {ext.sha256[:12]}…); use --features to match")
+        if stats["mu"].shape[0] != stats["sigma"].shape[0]:
+            raise HarnessError(f"{source}: mu {stats['mu'].shape} and sigma {stats['sigma'].shape} do not match")
+        return stats, f"statistics {source}" + (f" ({meta.get('count')} images)" if meta.get("count") else "")
+    raise HarnessError(f"{source}: expected a folder of images or a .npz file with mu and sigma")
+
+
+def save_stats(path: Path, stats: dict[str, np.ndarray], ext: features.Extractor, count: int | None) -> None:
+    buf = io.BytesIO()
+    meta = json.dumps({**ext.provenance(), "count": count})
+    np.savez(buf, mu=stats["mu"], sigma=stats["sigma"], meta=np.array(meta))
+    records.atomic_write_bytes(path, buf.getvalue())
+
+
+def fid_between(a: Path, b: Path, features_name: str = "inception", device_spec: str = "auto", batch_size: int = 200,
+                weights: str = "", save: Path | None = None) -> dict[str, Any]:
+    from .train import resolve_device
+
+    device = resolve_device(device_spec)
+    ext = extractor_for(features_name, device, weights)
+    sa, da = statistics_of(a, ext, device, batch_size)
+    sb, db = statistics_of(b, ext, device, batch_size)
+    if sa["mu"].shape != sb["mu"].shape:
+        raise HarnessError(f"{a} has {sa['mu'].shape[0]}-d statistics and {b} {sb['mu'].shape[0]}-d; were they made with the same features?")
+    if save is not None:
+        count = int(da.split()[0]) if a.is_dir() else None
+        save_stats(save, sa, ext, count)
+    value = fidelity.frechet_distance(sa, sb)
+    return {"fid": value, "a": da, "b": db, **ext.provenance(), "finite": math.isfinite(value)}
