@@ -5,7 +5,6 @@ higher-is-better objective keeps its maximum."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import re
@@ -57,8 +56,8 @@ BASE = dict(data=Data("d", torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)), ext
 
 
 @pytest.mark.parametrize("part, change", [
-    ("dataset", lambda a: {**a, "data": dataclasses.replace(a["data"], name="e")}),
-    ("fingerprint", lambda a: {**a, "data": dataclasses.replace(a["data"], test=torch.full((4, 1, 2, 2), 0.5))}),
+    ("dataset", lambda a: {**a, "data": Data("e", a["data"].train, a["data"].test)}),
+    ("fingerprint", lambda a: {**a, "data": Data("d", a["data"].train, torch.full((4, 1, 2, 2), 0.5))}),
     ("split", lambda a: {**a, "split": "train"}),
     ("count", lambda a: {**a, "count": 3}),
     ("preprocess", lambda a: {**a, "ext": _ext(pre="uint8, tiled")}),

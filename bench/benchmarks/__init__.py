@@ -19,6 +19,7 @@ MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
     "bench.benchmarks.report_speed",
     "bench.benchmarks.packing",
     "bench.benchmarks.search",
+    "bench.benchmarks.fid_path",
 ]
 
 
