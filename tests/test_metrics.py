@@ -159,7 +159,7 @@ def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
     cfg = _tiny_cfg(steps=5, checkpoint_every=5)
     monkeypatch.setattr(train, "generate", lambda G, z, bs, mode: torch.full((len(z), 1, 28, 28), math.nan))
     hp = dict(VARIANTS["ns_gan"].defaults)
-    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, {"torch": 0, "data_order": 0}, tmp_path, torch.device("cpu"))
+    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, train.trial_seeds(0, 0), tmp_path, torch.device("cpu"))
     assert result.outcome == "diverged" and "fid_lenet_digits5k_1k_test" in result.reason
     log = list(records.read_jsonl(tmp_path / "metrics.jsonl"))
     evals = [r for r in log if r["kind"] == "eval"]
@@ -173,7 +173,7 @@ def test_a_higher_is_better_objective_keeps_its_maximum_and_extras_are_recorded(
 
     cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["prc_lenet_digits5k_1k_test", "fid_lenet_digits5k_1k_test"]')
     hp = dict(VARIANTS["ns_gan"].defaults)
-    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, {"torch": 0, "data_order": 0}, tmp_path, torch.device("cpu"))
+    result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, train.trial_seeds(0, 0), tmp_path, torch.device("cpu"))
     values = [e["prc_lenet_digits5k_1k_test"] for e in result.evaluations]
     assert result.value == max(values) and metrics.direction(cfg.eval.metrics[0]) == "maximize"
     evals = [r for r in records.read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "eval"]
