@@ -250,8 +250,7 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
 
 
 def _combination_problem(cfg: StudyConfig) -> str | None:
-    """Dataset, architecture and metrics must fit together. The objective (first metric) is minimised, or
-    maximised when it is higher-is-better (F1, IS, modes covered): the loop, Optuna and the summary follow its direction."""
+    """Dataset, architecture and metrics must fit together; the objective (first metric) is minimised."""
     from . import registries
 
     datasets, archs, metrics = (registries.get(k) for k in ("datasets", "architectures", "metrics"))
@@ -268,6 +267,11 @@ def _combination_problem(cfg: StudyConfig) -> str | None:
         return f"[eval] metrics: {bad[0]!r} does not apply to [data] dataset = {ds!r}; expected metrics from {', '.join(map(repr, usable)) or 'none'}"
     if not cfg.eval.metrics:
         return f"[eval] metrics is empty; expected at least one of {', '.join(map(repr, usable)) or 'none'} (the first is the objective)"
+    objective = cfg.eval.metrics[0]
+    if not metrics[objective].lower_is_better:
+        lower = [m for m in usable if metrics[m].lower_is_better]
+        return (f"[eval] metrics: the first metric is the objective, which the study minimises, but {objective!r} is "
+                f"higher-is-better; expected a lower-is-better metric first, one of {', '.join(map(repr, lower)) or 'none'}")
     return None
 
 

@@ -17,9 +17,9 @@ through the same quantisation. Reference features and statistics are cached on d
 version), never by name alone, under a file lock with an atomic rename, so concurrent workers
 compute them once and never read half a file.
 
-A metric is `compute(ctx, images) -> {"value": v, other: ...}`. `value` is what a study optimises
-when the metric is listed first (its direction is `lower_is_better`); the other keys are recorded
-as `<name>_<key>`. Non-finite images give NaN, which the training loop records as a divergence.
+A metric is `compute(ctx, images) -> {"value": v, other: ...}`. `value` is what a study minimises
+when the metric is listed first (only lower-is-better metrics may be, config.py); the other keys
+are recorded as `<name>_<key>`. Non-finite images give NaN, which the training loop records as a divergence.
 """
 
 from __future__ import annotations
@@ -281,11 +281,6 @@ def compute_metrics(ctx: MetricContext, names: list[str], images: torch.Tensor) 
         values[name] = float(out["value"])
         values.update({f"{name}_{k}": float(v) for k, v in out.items() if k != "value"})
     return values
-
-
-def direction(name: str) -> str:
-    """Optuna's direction for a study whose objective is metric `name`."""
-    return "minimize" if METRICS[name].lower_is_better else "maximize"
 
 
 def provenance(ctx: MetricContext, names: list[str]) -> dict[str, dict[str, Any]]:

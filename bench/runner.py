@@ -73,10 +73,7 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
     sampler = SAMPLERS[cfg.study.sampler].make(cfg.study.seed)
     if not create and name not in storage.study_names(st):
         raise ConfigError(f"storage {storage.mask(url)} holds no study {name!r}; create it with `bench study {cfg.name} --variant {variant.name}`")
-    from .metrics import direction  # the objective's direction (F1, IS: maximize)
-
-    study = optuna.create_study(study_name=name, storage=st, sampler=sampler, direction=direction(cfg.eval.metrics[0]),
-                                load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=st, sampler=sampler, direction="minimize", load_if_exists=True)
     digest = compat_digest(cfg)
     stored = study.user_attrs.get("compat_digest")
     if stored is None:

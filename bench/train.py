@@ -60,7 +60,7 @@ def data_root(cfg: StudyConfig) -> Path:
 @dataclass
 class TrialResult:
     outcome: str  # "complete" or "diverged"
-    value: float  # best objective over checkpoints (+inf, or -inf for higher-is-better, when none is finite)
+    value: float  # best objective over checkpoints (inf when none is finite)
     best_step: int | None
     steps: int  # D steps actually run
     seconds: float
@@ -161,11 +161,10 @@ def run_trial(
     stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = metric_context(cfg, data, device)
     objective = cfg.eval.metrics[0]
-    sign = 1.0 if METRICS[objective].lower_is_better else -1.0  # best = min, or max for higher-is-better metrics
     z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
     log = tdir / "metrics.jsonl"
     B, state = cfg.train.batch_size, dict(variant.initial_state)
-    result = TrialResult("complete", sign * math.inf, None, 0, 0.0, str(device))
+    result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
     images = None
     acc: dict[str, torch.Tensor] = {}
     records.append_jsonl(log, {"kind": "data", "step": 0, "dataset": data.name, "source": data.source,
@@ -198,7 +197,7 @@ def run_trial(
                 value = metrics[objective]
                 if not math.isfinite(value):
                     raise Diverged(f"non-finite {objective} at D step {step}")
-                if sign * value < sign * result.value:
+                if value < result.value:
                     result.value, result.best_step = value, step
                 if on_eval is not None:
                     on_eval(step, value)

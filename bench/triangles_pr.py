@@ -25,8 +25,10 @@ be measured apart:
 - F1 = 2PR / (P + R) (0 when both are 0); δ = 0.05 by default (a triangle shifted by a quarter
   of a pixel is at about 0.04, a 3x3 box blur at about 0.07, an empty image at 0.2 to 0.4).
 
-Recorded besides F1 (the value, higher is better): precision, recall, and the mean precision
-and recall distances, which need no threshold.
+`triangles_prf_*` records F1 (its value, higher is better), precision, recall and the mean
+precision and recall distances; `triangles_dist_*` is the mean of those two mean distances
+(lower is better, no threshold), so a triangles study has an objective to minimise. Listed
+together they share one computation.
 """
 
 from __future__ import annotations
@@ -220,33 +222,56 @@ def f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r > 0 else 0.0
 
 
-def triangles_prf(count: int, delta: float = 0.05, restarts: int = 3, invert_steps: int = 300, fit_steps: int = 100,
-                  split: str = "test"):
-    """The metric's compute(ctx, images) for `count` test triangles and `count` generated samples."""
+def triangles_pr(ctx, images: torch.Tensor, count: int, delta: float, restarts: int, invert_steps: int, fit_steps: int,
+                 split: str = "test") -> dict[str, float]:
+    """Precision, recall, F1 and mean distances; computed once per evaluation and shared by the
+    `triangles_prf_*` and `triangles_dist_*` metrics of the same protocol."""
+    key = ("triangles", count, delta, restarts, invert_steps, fit_steps, split, images.data_ptr())
+    if key in ctx._features:
+        return ctx._features[key]
+    nan = {"f1": math.nan, "precision": math.nan, "recall": math.nan, "precision_distance": math.nan, "recall_distance": math.nan}
+    if len(images) < count:
+        raise ValueError(f"triangles metric needs {count} generated images, got {len(images)}")
+    images = images[:count]
+    if not torch.isfinite(images).all():
+        return nan
+    if ctx.generator is None:
+        raise ValueError("the triangles metric inverts the generator; the evaluation passed none")
+    real = ctx.data.split(split)
+    if len(real) < count:
+        raise ValueError(f"{ctx.data.name} {split} split has {len(real)} images, the metric needs {count}")
+    real = real[:count].to(ctx.device)
+    d_prec = manifold_distance(images.to(ctx.device), real, restarts + 1, fit_steps, ctx.seed, ctx.batch_size)
+    d_rec = invert_distance(ctx.generator, real, ctx.z_dim, restarts, invert_steps, seed=ctx.seed, batch=ctx.batch_size)
+    if not torch.isfinite(d_rec).all():
+        return nan
+    p = float((d_prec <= delta).float().mean())
+    r = float((d_rec <= delta).float().mean())
+    finite = d_prec[torch.isfinite(d_prec)]
+    out = {"f1": f1(p, r), "precision": p, "recall": r,
+           "precision_distance": float(finite.mean()) if len(finite) == len(d_prec) else math.inf,
+           "recall_distance": float(d_rec.mean())}
+    ctx._features[key] = out
+    return out
+
+
+def triangles_prf(count: int, delta: float = 0.05, restarts: int = 3, invert_steps: int = 300, fit_steps: int = 100):
+    """compute(ctx, images) -> F1 (higher is better) with precision, recall and the mean distances."""
 
     def compute(ctx, images: torch.Tensor) -> dict[str, float]:
-        nan = {"value": math.nan, "precision": math.nan, "recall": math.nan,
-               "precision_distance": math.nan, "recall_distance": math.nan}
-        if len(images) < count:
-            raise ValueError(f"triangles metric needs {count} generated images, got {len(images)}")
-        images = images[:count]
-        if not torch.isfinite(images).all():
-            return nan
-        if ctx.generator is None:
-            raise ValueError("the triangles metric inverts the generator; the evaluation passed none")
-        real = ctx.data.split(split)
-        if len(real) < count:
-            raise ValueError(f"{ctx.data.name} {split} split has {len(real)} images, the metric needs {count}")
-        real = real[:count].to(ctx.device)
-        d_prec = manifold_distance(images.to(ctx.device), real, restarts + 1, fit_steps, ctx.seed, ctx.batch_size)
-        d_rec = invert_distance(ctx.generator, real, ctx.z_dim, restarts, invert_steps, seed=ctx.seed, batch=ctx.batch_size)
-        if not (torch.isfinite(d_rec).all()):
-            return nan
-        p = float((d_prec <= delta).float().mean())
-        r = float((d_rec <= delta).float().mean())
-        return {"value": f1(p, r), "precision": p, "recall": r,
-                "precision_distance": float(d_prec[torch.isfinite(d_prec)].mean()) if torch.isfinite(d_prec).any() else math.inf,
-                "recall_distance": float(d_rec.mean())}
+        out = triangles_pr(ctx, images, count, delta, restarts, invert_steps, fit_steps)
+        return {"value": out["f1"], **{k: v for k, v in out.items() if k != "f1"}}
+
+    return compute
+
+
+def triangles_dist(count: int, delta: float = 0.05, restarts: int = 3, invert_steps: int = 300, fit_steps: int = 100):
+    """compute(ctx, images) -> the mean of the mean precision and recall distances (lower is better,
+    no threshold): the objective for triangles studies, whose objective must be minimised."""
+
+    def compute(ctx, images: torch.Tensor) -> dict[str, float]:
+        out = triangles_pr(ctx, images, count, delta, restarts, invert_steps, fit_steps)
+        return {"value": 0.5 * (out["precision_distance"] + out["recall_distance"])}
 
     return compute
 
@@ -262,18 +287,23 @@ def generator_fn(G: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], torc
 def _register() -> None:
     from .metrics import Metric, register
 
-    register(Metric(
-        name="triangles_prf_1k_test",
-        doc="triangles: F1 of precision (distance of 1k samples to the triangle manifold) and recall (G inverted "
-            "for 1k test triangles, 3 restarts x 300 Adam steps), RMS distance <= 0.1 (higher is better)",
-        num_samples=1000, compute=triangles_prf(1000), datasets=("triangles",), lower_is_better=False, needs_generator=True,
-    ))
-    register(Metric(
-        name="triangles_prf_100_test",
-        doc="triangles_prf on 100 test triangles and 100 samples, 2 restarts x 100 steps: a CPU smoke-test version",
-        num_samples=100, compute=triangles_prf(100, restarts=2, invert_steps=100, fit_steps=100),
-        datasets=("triangles",), lower_is_better=False, needs_generator=True,
-    ))
+    full = dict(restarts=3, invert_steps=300, fit_steps=100)
+    quick = dict(restarts=2, invert_steps=100, fit_steps=100)
+    for n, kw, what in ((1000, full, "1k test triangles, 3 restarts x 300 Adam steps"),
+                        (100, quick, "100 test triangles, 2 restarts x 100 steps: a CPU smoke-test version")):
+        tag = "1k" if n == 1000 else str(n)
+        register(Metric(
+            name=f"triangles_prf_{tag}_test",
+            doc=f"triangles F1 (higher is better) of precision ({n} samples within RMS 0.05 of the triangle manifold) and "
+                f"recall (G inverted for {what})",
+            num_samples=n, compute=triangles_prf(n, **kw), datasets=("triangles",), lower_is_better=False, needs_generator=True,
+        ))
+        register(Metric(
+            name=f"triangles_dist_{tag}_test",
+            doc=f"triangles: mean of the mean sample-to-manifold and test-to-G RMS distances, same protocol as "
+                f"triangles_prf_{tag}_test and computed with it once (lower is better; an objective)",
+            num_samples=n, compute=triangles_dist(n, **kw), datasets=("triangles",), needs_generator=True,
+        ))
 
 
 _register()

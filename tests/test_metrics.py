@@ -1,7 +1,7 @@
 """The metric registry: names carry their protocol, NaN in gives NaN out (and a diverged trial),
 reference statistics are keyed by content and made once under concurrency, domain-feature FID
-equals torch-fidelity's on the same extractor and does not depend on the batch size, and a
-higher-is-better objective keeps its maximum."""
+equals torch-fidelity's on the same extractor and does not depend on the batch size, and every
+evaluation records its extra values and extractors."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from .conftest import ROOT, tiny_study_text
 @pytest.mark.parametrize("name", list(metrics.METRICS))
 def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
     m = metrics.METRICS[name]
-    assert re.match(r"^(fid|kid|is|prc|triangles_prf|swd|modes|hq_fraction)_", name), name
+    assert re.match(r"^(fid|kid|is|prc|triangles_prf|triangles_dist|swd|modes|hq_fraction)_", name), name
     count = re.search(r"_(\d+)(k?)(_test)?$", name)
     assert count and m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1), name
     assert m.doc and (m.extractor in ("", "inception", "lenet"))
@@ -167,17 +167,25 @@ def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
     assert log[-1]["kind"] == "diverged"
 
 
-def test_a_higher_is_better_objective_keeps_its_maximum_and_extras_are_recorded(env, tmp_path):
+def test_extra_values_and_extractors_are_recorded_with_every_evaluation(env, tmp_path):
     from bench import train
     from bench.variants import VARIANTS
 
-    cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["prc_lenet_digits5k_1k_test", "fid_lenet_digits5k_1k_test"]')
+    cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["fid_lenet_digits5k_1k_test", "prc_lenet_digits5k_1k_test"]')
     hp = dict(VARIANTS["ns_gan"].defaults)
     result = train.run_trial(cfg, VARIANTS["ns_gan"], hp, train.trial_seeds(0, 0), tmp_path, torch.device("cpu"))
-    values = [e["prc_lenet_digits5k_1k_test"] for e in result.evaluations]
-    assert result.value == max(values) and metrics.direction(cfg.eval.metrics[0]) == "maximize"
+    assert result.value == min(e["fid_lenet_digits5k_1k_test"] for e in result.evaluations)
     evals = [r for r in records.read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "eval"]
+    assert len(evals) == 2
     for e in evals:
         assert {"prc_lenet_digits5k_1k_test_precision", "prc_lenet_digits5k_1k_test_recall"} <= set(e)
+        assert e["prc_lenet_digits5k_1k_test"] == pytest.approx(T_f1(e["prc_lenet_digits5k_1k_test_precision"], e["prc_lenet_digits5k_1k_test_recall"]), abs=1e-6)
         assert e["extractors"]["fid_lenet_digits5k_1k_test"]["extractor"] == "lenet-digits5k"
         assert len(e["extractors"]["fid_lenet_digits5k_1k_test"]["sha256"]) == 64
+    # A higher-is-better metric may be reported but not be the (minimised) objective.
+    with pytest.raises(ConfigError, match="higher-is-better"):
+        _tiny_cfg(metrics='["prc_lenet_digits5k_1k_test"]')
+
+
+def T_f1(p: float, r: float) -> float:
+    return 2 * p * r / max(1e-5, p + r)  # torch-fidelity's F-score

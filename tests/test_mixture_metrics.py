@@ -14,7 +14,7 @@ from bench import config, records
 from bench.data import load
 from bench.data_synthetic import MIXTURES
 from bench.errors import ConfigError
-from bench.metrics import METRICS, MetricContext, direction, sliced_wasserstein
+from bench.metrics import METRICS, MetricContext, sliced_wasserstein
 
 from .conftest import run_cli
 
@@ -88,9 +88,8 @@ def test_study_file_pairs_data_architecture_and_metrics():
         config.parse_study(_study(model__architecture="infogan"), "s.toml", "s")
     with pytest.raises(ConfigError, match=r"\[eval\] metrics: 'fid_lenet_digits5k_1k_test' does not apply to \[data\] dataset = 'ring8'"):
         config.parse_study(_study(eval__metrics=["fid_lenet_digits5k_1k_test"]), "s.toml", "s")
-    # A higher-is-better objective is maximised (metrics.direction), not refused.
-    cfg = config.parse_study(_study(eval__metrics=["modes_ring8_10k", "swd_ring8_10k_test"]), "s.toml", "s")
-    assert direction(cfg.eval.metrics[0]) == "maximize"
+    with pytest.raises(ConfigError, match=r"objective.*'modes_ring8_10k' is higher-is-better.*'swd_ring8_10k_test'"):
+        config.parse_study(_study(eval__metrics=["modes_ring8_10k", "swd_ring8_10k_test"]), "s.toml", "s")
     with pytest.raises(ConfigError, match=r"\[data\] workers = -1"):
         config.parse_study(_study(data__workers=-1), "s.toml", "s")
 
