@@ -11,7 +11,9 @@ import torch
 from PIL import Image
 
 from bench import data as data_mod
-from bench import fidelity, metrics, records
+from bench import fidelity, metrics, records, reeval
+from bench.config import load_study
+from bench.errors import ConfigError, HarnessError
 
 from .conftest import ROOT, run_cli
 
@@ -37,11 +39,13 @@ def test_bench_eval_appends_new_metrics_and_reproduces_logged_values(env, tiny_s
     again = [x for x in records.read_jsonl(log) if x.get("source") == "bench eval"][2:]
     assert {x["step"]: x["fid_lenet_digits5k_1k_test"] for x in again} == pytest.approx(trained, rel=1e-9)
 
+    # In-process from here (each CLI start costs seconds): nothing left to do, and a metric of another dataset.
+    cfg = load_study(str(path))
     size = log.stat().st_size
-    r = run_cli("eval", path, env=env)
-    assert r.returncode == 0 and "already" in r.stdout and log.stat().st_size == size
-    r = run_cli("eval", path, "--metrics", "triangles_prf_100_test", env=env)
-    assert r.returncode == 2 and "does not apply to dataset 'digits5k'" in r.stderr and "Traceback" not in r.stderr
+    assert reeval.eval_study(cfg, ["ns_gan"], list(cfg.eval.metrics), "cpu", log=lambda _: None) == []
+    assert log.stat().st_size == size
+    with pytest.raises(ConfigError, match="'triangles_prf_100_test' does not apply to dataset 'digits5k'"):
+        reeval.eval_study(cfg, ["ns_gan"], ["triangles_prf_100_test"], "cpu")
 
 
 def _write_pngs(folder, images: torch.Tensor) -> None:
@@ -71,7 +75,7 @@ def test_bench_fid_between_folders_and_saved_statistics(env, tmp_path):
     r2 = run_cli("fid", tmp_path / "a.npz", b, "--features", "lenet-digits5k", "--device", "cpu", env=env)
     assert r2.returncode == 0 and float(r2.stdout.split()[1]) == pytest.approx(value, rel=1e-9)
     weights = fidelity.write_random_inception_weights(tmp_path / "w.pth")
-    r3 = run_cli("fid", tmp_path / "a.npz", b, "--weights", weights, "--device", "cpu", env=env)
-    assert r3.returncode == 1 and "statistics of lenet-digits5k" in r3.stderr and "Traceback" not in r3.stderr
-    r4 = run_cli("fid", a, tmp_path / "nowhere", "--features", "lenet-digits5k", env=env)
-    assert r4.returncode == 1 and "nowhere" in r4.stderr
+    with pytest.raises(HarnessError, match="statistics of lenet-digits5k"):
+        reeval.fid_between(tmp_path / "a.npz", b, "inception", "cpu", weights=str(weights))
+    with pytest.raises(HarnessError, match="nowhere"):
+        reeval.fid_between(a, tmp_path / "nowhere", "lenet-digits5k", "cpu")
