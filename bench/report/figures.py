@@ -67,7 +67,7 @@ def distribution(best: pd.DataFrame) -> Any:
             s = d.loc[d["variant"] == v, "score"].to_numpy(float)
             f = s[np.isfinite(s)]
             finite_sets.append(f)
-            labels.append(f"{v}\nn={len(s)}, {len(s) - len(f)} div.")
+            labels.append(f"{v}\nn={len(s)}, {len(s) - len(f)} at +inf")
             if len(f) > 1 and np.ptp(f) > 0:
                 parts = ax.violinplot([f], positions=[i], widths=0.8, showextrema=False)
                 for body in parts["bodies"]:
@@ -84,7 +84,7 @@ def distribution(best: pd.DataFrame) -> Any:
                 ax.set_yscale("log")
         ax.set_xticks(range(len(variants)), labels)
         ax.set_ylabel(f"best {metric} per trial")
-        ax.set_title(f"{dataset}: best score per trial (div.: diverged, off the axis)", fontsize=9)
+        ax.set_title(f"{dataset}: best score per trial (+inf: diverged before any checkpoint)", fontsize=9)
     return fig
 
 
@@ -114,7 +114,7 @@ def budget(curves: pd.DataFrame, metric: str) -> Any:
             ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_xlabel("budget k (trials)")
         ax.set_ylabel(f"expected best {metric}")
-        ax.set_title(f"{dataset}: expected best of k trials, 95% bootstrap band (dotted: median best of k)", fontsize=9)
+        ax.set_title(f"{dataset}: expected best of k trials (band: 95% bootstrap; dotted: median)", fontsize=9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return fig
