@@ -121,10 +121,15 @@ def from_json_number(v: Any) -> Any:
     return float(v) if v in ("nan", "inf", "-inf") else v
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
