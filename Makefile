@@ -15,10 +15,11 @@ PORT ?= 8080
 
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
 
-.PHONY: setup study test report dashboard list bench audit seeds export import clean help
+.PHONY: setup study status test report dashboard list bench audit seeds export import clean help
 
 help:
-	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n]  run a study, print the summary"
+	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n] [WORKERS=n]  run a study (n local workers), print the summary"
+	@echo "make status STUDY=<name>                                 one line per variant: done/running/failed of the budget"
 	@echo "make test                                                run the test suite"
 	@echo "make report STUDY=<name>                                 write results/<study>/report/ (tables, figures, notebook)"
 	@echo "make dashboard STUDY=<name> [PORT=8080]                  open optuna-dashboard on the study's storage"
@@ -40,8 +41,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: setup
-	$(PY) -m bench study $(STUDY) --variant $(VARIANT) $(TRIALS_ARG)
+	$(PY) -m bench study $(STUDY) --variant $(VARIANT) $(TRIALS_ARG) --workers $(WORKERS)
 	$(PY) -m bench report $(STUDY) --brief
+
+status: setup
+	$(PY) -m bench status $(STUDY)
 
 report: setup
 	$(PY) -m bench report $(STUDY)

@@ -9,12 +9,13 @@ traceback. Argument errors are one line too (with a pointer to `--help`), not ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
 import typing
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 from .errors import ConfigError, HarnessError
 
@@ -51,6 +52,26 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a scheduler's preemption, `scancel`, `kill`) ends a worker like Ctrl-C: the
+    running trial is recorded as interrupted and re-queued. The previous handler comes back after."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_study(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if args.device is not None:
@@ -59,16 +80,85 @@ def cmd_study(args: argparse.Namespace) -> int:
         problem = check_value("train", "device", args.device)  # the rule of the file's [train] device
         if problem:
             raise ConfigError(f"--device {args.device!r} is not allowed; expected {problem}")
-    from . import runner
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: expected a positive integer")
+    from . import runner, workers
+    from .variants import VARIANTS
 
     variants = runner.main_variants(cfg, args.variant)
     runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
-    _check_data(cfg)
+    if args.dry_run:
+        from . import plan, records
+
+        try:
+            url = runner.resolve_storage_url(cfg, args.storage, create=False)
+            existing = runner.status_lines(cfg, url, variants)
+        except HarnessError:  # no results yet: nothing is created by a dry run
+            url, existing = args.storage or os.environ.get("BENCH_STORAGE") or cfg.study.storage or records.default_storage_url(cfg.name), []
+        for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing):
+            print(line, flush=True)
+        return 0
+    if not args.create_only:  # --create-only may run where the data is not (a login node); workers check it
+        _check_data(cfg)
     url = runner.resolve_storage_url(cfg, args.storage)
-    for v in variants:
-        runner.run_variant(cfg, v, url, args.device)
+    with _sigterm_as_interrupt():
+        for v in variants:
+            runner.open_study(cfg, VARIANTS[v], url, create=True)
+        if args.create_only:
+            for line in runner.status_lines(cfg, url, variants):
+                print(line)
+            return 0
+        if args.workers == 1:
+            for v in variants:
+                runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress)
+        else:
+            codes = workers.run_local(cfg, args.variant, url, args.workers, args.device, lambda: runner.status_lines(cfg, url, variants))
+            _check_worker_codes(codes)
     _print_summary(cfg, url)
     return 0
+
+
+def _check_worker_codes(codes: list[int]) -> None:
+    if any(c == 130 for c in codes):
+        raise KeyboardInterrupt
+    bad = [c for c in codes if c != 0]
+    if bad:
+        raise HarnessError(f"{len(bad)} of {len(codes)} workers failed (exit codes {', '.join(map(str, bad))}); their messages are above")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from . import runner
+
+    variants = runner.main_variants(cfg, args.variant)
+    runner.resolve_device(args.device or cfg.train.device)
+    _check_data(cfg)
+    url = runner.resolve_storage_url(cfg, args.storage)
+    with _sigterm_as_interrupt():
+        for v in variants:
+            runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress, wait=not args.no_wait)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import time
+
+    cfg = _load(args)
+    from . import runner
+
+    variants = runner.main_variants(cfg, args.variant)
+    url = runner.resolve_storage_url(cfg, args.storage, create=False)
+    shown: list[str] = []
+    while True:
+        lines = runner.status_lines(cfg, url, variants)
+        if lines != shown:
+            stamp = time.strftime("%H:%M:%S ") if args.watch else ""
+            for line in lines:
+                print(stamp + line, flush=True)
+            shown = lines
+        if not args.watch or all("budget spent" in line for line in lines):
+            return 0
+        time.sleep(args.watch)
 
 
 def _check_data(cfg) -> None:
@@ -245,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, samplers) and study files")
+    s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, samplers, pruners) and study files")
     s.set_defaults(fn=cmd_list)
 
     s = sub.add_parser("study", help="create or resume a study and run its trials up to the budget, then print the summary")
@@ -254,12 +344,33 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--trials", type=int, help="override the per-variant trial budget of the study file")
     s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
     s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.add_argument("--workers", type=int, default=1, help="local worker processes on this study (default 1); they may share one GPU")
+    s.add_argument("--create-only", action="store_true", help="create the study and record its budget, run nothing (then start `bench worker` anywhere)")
+    s.add_argument("--dry-run", action="store_true", help="print the plan and a compute estimate from a short measured calibration; write nothing")
+    s.add_argument("--calibrate-steps", type=int, default=20, metavar="N", help="D steps per variant timed by --dry-run (0 skips the estimate)")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar per trial")
     s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("fetch", help="download a dataset's files into the data root now (run where the network is reachable)")
     s.add_argument("dataset", help="dataset registry name (see `bench list`)")
     s.add_argument("--root", help="data root (default: $BENCH_DATA or ~/.cache/bench/data)")
     s.set_defaults(fn=cmd_fetch)
+
+    s = sub.add_parser("worker", help="join a created study and run its trials until the budget is spent (start one per GPU, on any machine)")
+    s.add_argument("study", help="study name under studies/ or a path to its .toml file (the same file the study was created from)")
+    s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file, in order")
+    s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device); several workers may share one")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar per trial")
+    s.add_argument("--no-wait", action="store_true", help="leave as soon as no trial can start (default: stay while others' trials run, to rerun any whose worker dies)")
+    s.set_defaults(fn=cmd_worker)
+
+    s = sub.add_parser("status", help="one line per variant: trials done of the budget, running, failed, spend")
+    s.add_argument("study", help="study name or path to its .toml file")
+    s.add_argument("--variant", default="all", help="variant name or 'all' (default)")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--watch", type=float, metavar="SECONDS", help="print again whenever it changes, polling every SECONDS, until the budget is spent")
+    s.set_defaults(fn=cmd_status)
 
     s = sub.add_parser("report", help="write results/<study>/report/: tables, budget curves, comparisons, figures, report.md/html and an executed notebook")
     s.add_argument("study", help="study name or .toml path, a results folder (holding optuna.db), or a storage URL")

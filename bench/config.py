@@ -89,6 +89,9 @@ class StudySection:
     trials: int = _opt(5, "budget: trials per variant, identical for every variant", positive)
     space: str = _opt("narrow", "search space: 'wide' or 'narrow' (PROTOCOL.md)", one_of("wide", "narrow"))
     sampler: str = _opt("random", "Optuna sampler; 'random' is the paper's protocol (trial 0 = defaults)", registry_check("samplers"))
+    pruner: str = _opt("none", "stop weak trials early on the objective at checkpoints; 'none' is the paper's protocol", registry_check("pruners"))
+    budget_steps: int = _opt(0, "budget: total D steps per variant over all its trials, identical for every variant; 0 = only the trial count", non_negative)
+    budget_seconds: float = _opt(0.0, "budget: total device-seconds per variant; new trials start only while it fits; 0 = no limit", non_negative)
     storage: str = _opt("", "Optuna storage URL; empty = SQLite file results/<name>/optuna.db")
 
 
@@ -246,6 +249,8 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     problem = _combination_problem(cfg)
     if problem:
         raise ConfigError(f"{source}: {problem}")
+    if 0 < cfg.study.budget_steps < cfg.train.steps:
+        raise ConfigError(f"{source}: [study] budget_steps = {cfg.study.budget_steps} is less than one trial ([train] steps = {cfg.train.steps}); expected 0 or at least steps")
     return cfg
 
 

@@ -29,10 +29,14 @@ def get(kind: str) -> dict[str, Any]:
         from .samplers import SAMPLERS
 
         return SAMPLERS
+    if kind == "pruners":
+        from .samplers import PRUNERS
+
+        return PRUNERS
     raise KeyError(kind)
 
 
-KINDS = ("variants", "datasets", "architectures", "metrics", "samplers")
+KINDS = ("variants", "datasets", "architectures", "metrics", "samplers", "pruners")
 
 
 def names(kind: str) -> list[str]:

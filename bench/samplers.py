@@ -1,6 +1,11 @@
-"""Optuna samplers by name. `random` is the paper's protocol: each trial's draw is seeded by
-(study seed, trial number, parameter), so trial n gets the same hyperparameters whichever worker
-runs it and however often the study is resumed; trial 0 is the paper's default (enqueued).
+"""Optuna samplers and pruners by name. `random` is the paper's protocol: each trial's draw is
+seeded by (study seed, trial number, parameter), so trial n gets the same hyperparameters whichever
+worker runs it and however often the study is resumed; trial 0 is the paper's default (enqueued).
+
+Pruners stop a trial early on the objective reported at its checkpoints (the D step is the
+resource). `none` is the paper's protocol: every trial runs its full length. `successive_halving`
+(asynchronous, Li et al. 2020) and `hyperband` (Li et al. 2018) are efficient search, recorded
+with every trial so reports can keep them apart from the paper's protocol.
 """
 
 from __future__ import annotations
@@ -42,6 +47,26 @@ class SamplerSpec:
     doc: str
     make: Callable[[int], optuna.samplers.BaseSampler]
 
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    name: str
+    doc: str
+    make: Callable[[int, int], optuna.pruners.BasePruner]  # (D steps per trial, checkpoint interval)
+
+
+REDUCTION_FACTOR = 3  # keep the best third at each rung (Hyperband's usual eta)
+
+PRUNERS: dict[str, PrunerSpec] = {
+    p.name: p
+    for p in (
+        PrunerSpec("none", "no pruning: every trial runs its full length (the paper's protocol)", lambda steps, every: optuna.pruners.NopPruner()),
+        PrunerSpec("successive_halving", "asynchronous successive halving on the objective at checkpoints (rungs at checkpoint x 3^k D steps)",
+                   lambda steps, every: optuna.pruners.SuccessiveHalvingPruner(min_resource=every, reduction_factor=REDUCTION_FACTOR)),
+        PrunerSpec("hyperband", "Hyperband: successive halving in brackets from one checkpoint to the full trial length",
+                   lambda steps, every: optuna.pruners.HyperbandPruner(min_resource=every, max_resource=steps, reduction_factor=REDUCTION_FACTOR)),
+    )
+}
 
 SAMPLERS: dict[str, SamplerSpec] = {
     s.name: s

@@ -5,22 +5,54 @@ file because it goes through the same RDBStorage as PostgreSQL: heartbeats, stal
 detection and retry behave identically on a laptop and on a cluster, and optuna-dashboard
 reads either. Shared: any SQLAlchemy URL (postgresql://user:pass@host/db) from the study file,
 the CLI or $BENCH_STORAGE. Passwords are masked wherever a URL is shown or recorded.
+
+Crash recovery: every running trial sends a heartbeat every BENCH_HEARTBEAT_S seconds (30); a
+trial silent for BENCH_GRACE_S (120) is failed by the next worker that looks and re-queued with
+the same parameters by `RequeueStale` (short settings are for tests). It marks retries as
+Optuna's RetryHeartbeatStaleTrialCallback does (`failed_trial`, `retry_history`, `max_retry`),
+but queues the parameters as fixed values, as `enqueue_trial` does: Optuna's callback rebuilds
+the trial with its distributions, which raises for a paper default outside the narrow range
+(wgan's learning rate 5e-5 < 1e-4) and takes the worker that found the stale trial down with it.
+
+SQLite: every transaction begins IMMEDIATE (takes the write lock at once). Optuna pops a queued
+trial by reading its state, then writing RUNNING; SQLite ignores SELECT ... FOR UPDATE, so without
+this two local workers could both pop one trial (PostgreSQL locks the row and needs nothing).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Any, Callable
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+import sqlalchemy
+from optuna.storages import RDBStorage
 
 from .config import mask_url
-from .errors import HarnessError
+from .errors import ConfigError, HarnessError
 
 HEARTBEAT_S = 30
 GRACE_S = 120
+MAX_RETRY = 3  # a trial whose worker dies this many times is not re-queued again
+
+
+def _seconds(var: str, default: int) -> int:
+    raw = os.environ.get(var, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) <= 0:
+        raise ConfigError(f"${var} = {raw!r}: expected a whole number of seconds > 0")
+    return int(raw)
+
+
+def heartbeat_s() -> int:
+    return _seconds("BENCH_HEARTBEAT_S", HEARTBEAT_S)
+
+
+def grace_s() -> int:
+    return _seconds("BENCH_GRACE_S", GRACE_S)
 
 
 def mask(url: str) -> str:
@@ -34,9 +66,11 @@ def kind(url: str) -> str:
 
 def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        # Several local workers share one file: wait for the lock rather than fail at once.
-        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60}}
+    sqlite = url.startswith("sqlite")
+    if sqlite:
+        # Several local workers share one file: wait for the lock rather than fail at once; the
+        # driver stays out of transaction control so that _begin_immediate can take it.
+        kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
     try:
@@ -44,14 +78,63 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             if heartbeat:
                 kwargs.update(
-                    heartbeat_interval=HEARTBEAT_S,
-                    grace_period=GRACE_S,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                    heartbeat_interval=heartbeat_s(),
+                    grace_period=grace_s(),
+                    heartbeat_stale_trial_callback=RequeueStale(MAX_RETRY),
                 )
-            return RDBStorage(url, **kwargs)
+            st = RDBStorage(url, **kwargs)
     except Exception as e:  # SQLAlchemy/driver errors carry the URL; never echo the password
         msg = mask(str(e).splitlines()[0]) if str(e) else type(e).__name__
         raise HarnessError(f"storage {mask(url)} cannot be opened: {msg}") from None
+    if sqlite:
+        sqlalchemy.event.listen(st.engine, "begin", _begin_immediate)
+    return st
+
+
+def _begin_immediate(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def requeue(study: optuna.Study, t: optuna.trial.FrozenTrial, retry: bool) -> None:
+    """Queue a copy of trial `t`: the same parameter values (fixed, as `enqueue_trial` queues them,
+    so a paper default outside the search range survives) and the paper-default mark.
+
+    `retry`: the copy reruns `t` (user attribute `retry_of`; Optuna's `failed_trial`, the first
+    trial of the chain, whose seeds every rerun uses, and `retry_history`). Otherwise `t` was
+    never started and the copy simply takes its place in the queue."""
+    system: dict[str, Any] = {"fixed_params": {**t.system_attrs.get("fixed_params", {}), **t.params}}
+    for key in ("failed_trial", "retry_history"):
+        if key in t.system_attrs:
+            system[key] = t.system_attrs[key]
+    user = {k: t.user_attrs[k] for k in ("paper_default", "retry_of") if k in t.user_attrs}
+    if retry:
+        system.setdefault("failed_trial", t.number)
+        system["retry_history"] = [*system.get("retry_history", []), t.number]
+        user["retry_of"] = t.number
+    study.add_trial(optuna.create_trial(state=optuna.trial.TrialState.WAITING, user_attrs=user, system_attrs=system))
+
+
+def origin(t: Any) -> int:
+    """The trial whose seeds a trial uses: the first of its chain of reruns, else itself."""
+    return int(t.system_attrs.get("failed_trial", t.number))
+
+
+class RequeueStale:
+    """Heartbeat-stale trial callback: re-queue the lost trial unless it was lost max_retry times."""
+
+    def __init__(self, max_retry: int):
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        if len(t.system_attrs.get("retry_history", [])) < self.max_retry:
+            requeue(study, t, retry=True)
+
+
+def fail_stale(study: optuna.Study) -> None:
+    """Fail the running trials whose worker stopped sending heartbeats, and re-queue them."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
 
 
 def study_names(storage: RDBStorage) -> list[str]:

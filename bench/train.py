@@ -150,6 +150,7 @@ def run_trial(
     tdir: Path,
     device: torch.device,
     on_eval: Callable[[int, float], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,  # told the D step at every log interval
 ) -> TrialResult:
     t0 = time.perf_counter()
     manifest.seed_everything(seeds, cfg.train.deterministic)
@@ -184,6 +185,8 @@ def run_trial(
                 logged_state = {k: v for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))}  # BEGAN's k, M
                 values = _finite_or_raise({**acc, **logged_state}, step)
                 records.append_jsonl(log, {"kind": "train", "step": step, **values})
+                if on_progress is not None:
+                    on_progress(step)
 
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
                 metrics, images = evaluate(G, cfg, ctx, z_eval)
