@@ -15,8 +15,8 @@ split. Registry entries (PROTOCOL.md, "Datasets"):
 Data path: a split that fits in memory is one tensor; training moves it to the device once and
 `BatchStream` draws seeded random permutations there, so a step costs no DataLoader worker,
 collation or host-to-device copy. A split too large for that (celeba, 162,770 images of 64x64x3)
-is a `LazyImages` that decodes on access and is streamed by `LoaderStream` (a DataLoader with
-workers and a seeded sampler). Either way the order is a function of the trial's `data_order`
+is a lazy split (`data_vision.LazyImages`) that decodes on access and is streamed by
+`LoaderStream` (a DataLoader with workers and a seeded sampler). Either way the order is a function of the trial's `data_order`
 seed alone, and `describe()` gives what the training log records about it.
 """
 
@@ -34,7 +34,7 @@ import torch
 from .errors import HarnessError
 
 
-class LazyImages(Protocol):
+class LazySplit(Protocol):
     """A split decoded on access (data_vision.LazyImages): len, [i] -> (C, H, W), [a:b] -> (n, C, H, W)."""
 
     shape: tuple[int, ...]
@@ -44,7 +44,7 @@ class LazyImages(Protocol):
     def __getitem__(self, index: Any) -> torch.Tensor: ...
 
 
-Split = torch.Tensor | LazyImages
+Split = torch.Tensor | LazySplit
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class LoaderStream:
     copied to the device without blocking.
     """
 
-    def __init__(self, images: LazyImages, batch_size: int, seed: int, device: torch.device, workers: int = 4):
+    def __init__(self, images: LazySplit, batch_size: int, seed: int, device: torch.device, workers: int = 4):
         if batch_size > len(images):
             raise HarnessError(f"batch size {batch_size} exceeds the {len(images)} training images")
         self.images, self.batch_size, self.seed, self.device, self.workers = images, batch_size, seed, device, workers
