@@ -1,8 +1,10 @@
-"""The data registries through the CLI: `bench list` shows them; `bench fetch` fails in one line when
-nothing can be downloaded (every request goes through a proxy on a closed local port, so nothing is)."""
+"""The data through the CLI: `bench list` shows the registries; `bench fetch` fails in one line when
+nothing can be downloaded (every request goes through a proxy on a closed local port, so nothing is);
+a study on missing data stops before its first trial; a tiny study on `triangles` runs."""
 
 from __future__ import annotations
 
+from bench import records
 from bench.data import DATASETS
 from bench.models import ARCHITECTURES
 
@@ -26,3 +28,28 @@ def test_bench_fetch_without_network_is_one_line_naming_dataset_and_folder(env, 
     (line,) = r.stderr.strip().splitlines()
     assert line.startswith("bench: error: dataset mnist:") and str(tmp_path / "data" / "MNIST" / "raw") in line
     assert "the download failed" in line and "bench fetch mnist --root DIR" in line
+
+
+def test_study_on_missing_data_stops_before_any_trial(env, tiny_study, tmp_path):
+    path = tiny_study(name="nomnist", variants='["ns_gan"]', dataset="mnist", metrics='["fid_inception_10k_test"]')
+    empty = tmp_path / "empty-root"
+    path.write_text(path.read_text().replace('dataset = "mnist"', f'dataset = "mnist"\nroot = "{empty}"'))
+    r = run_cli("study", path, "--variant", "ns_gan", env={**env, "BENCH_OFFLINE": "1"})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    (line,) = r.stderr.strip().splitlines()
+    assert f"dataset mnist: its files are not in {empty / 'MNIST' / 'raw'}" in line and "bench fetch mnist" in line
+    assert not (tmp_path / "results" / "nomnist" / "ns_gan").exists()  # no trial was started
+
+
+def test_tiny_triangles_study_through_the_cli(env, tiny_study, tmp_path):
+    path = tiny_study(name="tri", variants='["ns_gan"]', dataset="triangles", steps=10, checkpoint_every=10,
+                      metrics='["triangles_dist_100_test", "triangles_prf_100_test"]')
+    r = run_cli("study", path, "--variant", "ns_gan", env=env)
+    assert r.returncode == 0, r.stderr
+    tdir = tmp_path / "results" / "tri" / "ns_gan" / "trial-0000"
+    log = list(records.read_jsonl(tdir / "metrics.jsonl"))
+    (rec,) = [x for x in log if x["kind"] == "data"]
+    assert rec["dataset"] == "triangles" and rec["path"] == "device-resident"
+    (ev,) = [x for x in log if x["kind"] == "eval"]
+    assert ev["triangles_dist_100_test"] > 0 and 0 <= ev["triangles_prf_100_test"] <= 1
+    assert (tdir / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
