@@ -51,9 +51,9 @@ class MinibatchDiscrimination(nn.Module):
             self.head.bias.zero_()
 
     def features(self, f: torch.Tensor) -> torch.Tensor:  # (B, A) -> (B, kernels)
-        m = (f @ self.T).view(f.shape[0], self.kernels, self.kernel_dim)  # (B, kernels, C)
-        l1 = (m.unsqueeze(0) - m.unsqueeze(1)).abs().sum(dim=3)  # (B, B, kernels), ‖M_i,b - M_j,b‖₁
-        return torch.exp(-l1).sum(dim=1) - 1.0  # drop j = i, whose term is exp(0) = 1
+        m = (f @ self.T).view(f.shape[0], self.kernels, self.kernel_dim).transpose(0, 1)  # (kernels, B, C)
+        l1 = torch.cdist(m, m, p=1.0)  # (kernels, B, B), ‖M_i,b - M_j,b‖₁
+        return torch.exp(-l1).sum(dim=2).transpose(0, 1) - 1.0  # (B, kernels); drop j = i, whose term is exp(0) = 1
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return self.head(torch.cat([f, self.features(f)], dim=1))

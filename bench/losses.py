@@ -126,7 +126,10 @@ def began_g(fake: torch.Tensor, state: State = {}) -> Terms:
 def began_update(state: State, d_terms: Mapping[str, torch.Tensor], hp: Mapping[str, Any]) -> dict[str, Any]:
     """k_{t+1} = k_t + λ_k (γ L(x) - L(G(z))), unclipped as compare_gan ran it (the paper clips
     to [0, 1]: `began_update_clipped`). Also returns the convergence measure
-    M = L(x) + |γ L(x) - L(G(z))| of this step under "convergence", so it is logged with k."""
+    M = L(x) + |γ L(x) - L(G(z))| of this step under "convergence", so it is logged with k.
+    L(x) and L(G(z)) are the D step's own (the order of Berthelot et al.'s Algorithm 1);
+    compare_gan's hook measured both again after the step's updates, on the same x and z, a
+    difference of one optimizer step that saves two forward passes per step."""
     l_real, l_fake = d_terms["l_real"].detach(), d_terms["l_fake"].detach()
     gamma = hp["began_gamma"]
     k = state.get("k", 0.0) + hp["began_lambda_k"] * (gamma * l_real - l_fake)

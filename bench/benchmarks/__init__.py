@@ -20,6 +20,7 @@ MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
     "bench.benchmarks.packing",
     "bench.benchmarks.search",
     "bench.benchmarks.fid_path",
+    "bench.benchmarks.variants",
 ]
 
 
