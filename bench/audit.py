@@ -35,6 +35,8 @@ PHASES = {  # phase -> (Optuna study-name suffix, trial folder)
     "seeds": (":seeds", records.seed_trial_dir),
 }
 NOT_COMPARED = ("kind", "step", "seconds")  # fields of a log record that are not results
+SHOWN = 10  # findings per trial and kind printed; audit.md lists up to MD_SHOWN, audit.json all
+MD_SHOWN = 200
 
 
 @dataclass
@@ -291,6 +293,7 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         new_log = list(records.read_jsonl(sdir / "metrics.jsonl")) if (sdir / "metrics.jsonl").is_file() else []
         fails, worst, n = compare_logs(log_rec, new_log, tolerance, until)
         info = {"index": k, "seconds": round(seconds, 2), "numbers_compared": n, "max_rel_diff": worst,
+                "first_difference": fails[0].field if fails else None,
                 "bit_identical": n > 0 and worst == 0.0 and not fails, "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
         if error:
             a.fail(f"rerun {k}", f"raised {error}")
@@ -307,8 +310,9 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         same = [manifest.sha256_file(p) == recorded_files.get(f"checkpoints/{p.name}", {}).get("sha256") for p in ckpts]
         info["checkpoints_identical"] = f"{sum(same)}/{len(same)}"
         a.reruns.append(info)
-        log(f"  {a.label}: rerun {k} {'bit-identical' if info['bit_identical'] else f'max relative difference {worst:.3g}'}"
-            f" over {n} numbers, weights identical {info['checkpoints_identical']} ({seconds:.1f}s)")
+        verdict = "bit-identical" if info["bit_identical"] else f"max relative difference {worst:.3g}"
+        log(f"  {a.label}: rerun {k} {verdict} over {n} numbers, weights identical {info['checkpoints_identical']} ({seconds:.1f}s)"
+            + (f"; first beyond tolerance: {fails[0].field}" if fails else ""))
     return a
 
 
@@ -346,15 +350,17 @@ def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: floa
     records.write_json(adir / "audit.json", report)
     records.atomic_write_bytes(adir / "audit.md", render_markdown(report).encode())
     for a in audits:
-        first = next((c for c in a.checks if c.status == "fail"), None)
         n_drift = sum(c.status == "drift" for c in a.checks)
+        n_fail = sum(c.status == "fail" for c in a.checks)
         log(f"  {a.label}: {a.verdict.upper()}, {a.files_verified} files verified"
             + (f", {len(a.reruns)} rerun(s) max relative difference {max(r['max_rel_diff'] for r in a.reruns):.3g}" if a.reruns else "")
-            + (f", {n_drift} drift" if n_drift else "") + (f" - {first.field}: {first.message}" if first else ""))
-    for line in drift:
-        log(f"  drift: {line}")
-    for line in failures:
-        log(f"  FAIL: {line}")
+            + (f", {n_fail} failed checks" if n_fail else "") + (f", {n_drift} drift" if n_drift else ""))
+        for status, word in (("drift", "drift"), ("fail", "FAIL")):
+            lines = [c for c in a.checks if c.status == status]
+            for c in lines[:SHOWN]:
+                log(f"  {word}: {a.label}: {c.field}: {c.message}")
+            if len(lines) > SHOWN:
+                log(f"  {word}: {a.label}: ... and {len(lines) - SHOWN} more (audit.md, audit.json)")
     log(f"verdict: {verdict.upper()} ({sum(a.verdict == 'fail' for a in audits)} of {len(audits)} trials failed, "
         f"{len(drift)} drift) -> {adir / 'audit.md'}")
     return report, adir
@@ -382,5 +388,7 @@ def render_markdown(r: dict[str, Any]) -> str:
                      f"{_fmt(max((x['max_rel_diff'] for x in rr), default=None))} | "
                      f"{'yes' if rr and all(x['bit_identical'] for x in rr) else ('no' if rr else '')} | **{t['verdict'].upper()}** |")
     for title, items in (("Failures", r["failures"]), ("Drift (environment differences; they fail only with --strict)", r["drift"])):
-        lines += ["", f"## {title}", ""] + ([f"- {x}" for x in items] or ["none"])
+        lines += ["", f"## {title}", ""] + ([f"- {x}" for x in items[:MD_SHOWN]] or ["none"])
+        if len(items) > MD_SHOWN:
+            lines.append(f"- ... and {len(items) - MD_SHOWN} more in audit.json")
     return "\n".join(lines) + "\n"
