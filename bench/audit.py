@@ -223,8 +223,9 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
 
     a = TrialAudit(ref)
     tdir = ref.folder
-    if ref.state == "fail" and ref.outcome is None:  # killed mid-trial; the storage retried it as a new trial
-        a.drift("state", "the trial was killed before it ended (stale, retried by the storage); it holds no result to audit")
+    if ref.state == "fail" and ref.outcome != "failed":  # killed, interrupted, aborted or over budget: redone as another trial
+        a.drift("state", f"the trial did not end ({ref.outcome or 'killed; stale'}) and was redone as another trial; "
+                         "it holds no result to audit")
         return a
     if not tdir.is_dir():
         a.fail("folder", f"{tdir} does not exist")
