@@ -7,6 +7,9 @@ It measures, on one device, in one process tree and a few minutes:
   gpu-throughput.json  (b) training steps/s of every architecture at the paper's width 1.0, batch 64,
                        and the speed keys side by side on infogan (fp32 / bf16 / channels_last /
                        torch.compile, each over the default);
+  gpu-fid.json         (c) the harness's FID path against torch-fidelity called directly (fid_path.py)
+                       for a 10k-sample Inception FID, with random Inception weights of the right
+                       shape and random stand-in images (the time depends on neither);
   gpu-packing.json     trials/hour of the InfoGAN MNIST network with 1, 2, 4 and 8 concurrent trial
                        processes on the one GPU, at the default and at the best setting found above
                        (goal: >= 4x one worker);
@@ -20,7 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -87,12 +92,32 @@ def measure_packing(device: torch.device, smoke: bool, best: dict[str, Any]) -> 
             "command": "python -m bench.benchmarks.gpu"}
 
 
+def measure_fid(device: torch.device, smoke: bool) -> dict[str, Any]:
+    """(c) one 10k-sample Inception FID: the harness's path / torch-fidelity's calculate_metrics (fid_path.py),
+    with random Inception weights of the real structure and random stand-in images (the time
+    depends on neither)."""
+    from .. import fidelity, metrics
+    from ..data import Data
+    from .fid_path import _compare
+
+    n, repeats, batch = (8, 1, 8) if smoke else (10_000, 3, 500)
+    g = torch.Generator().manual_seed(0)
+    data = Data("gpu-fid-standin", train=torch.rand(n, 1, 28, 28, generator=g), test=torch.rand(n, 1, 28, 28, generator=g))
+    with tempfile.TemporaryDirectory() as tmp:
+        weights = fidelity.write_random_inception_weights(Path(tmp) / fidelity.INCEPTION_FILE)
+        ctx = metrics.MetricContext(data, device, batch_size=batch, inception_weights=str(weights))
+        r = _compare(ctx, "inception", data.train.to(device), n, dict(
+            feature_extractor=fidelity.INCEPTION_NAME, feature_extractor_weights_path=str(weights)), repeats)
+    return {**r, "images": n, "goal": ">= 1.0", "detail": {"repeats": repeats, "batch": batch},
+            "command": "python -m bench.benchmarks.gpu --parts fid"}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.benchmarks.gpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--smoke", action="store_true", help="tiny sizes; runs on the CPU when there is no GPU")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--parts", default="throughput,packing", help="comma-separated subset")
+    p.add_argument("--parts", default="throughput,fid,packing", help="comma-separated subset")
     args = p.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu" and not args.smoke:
@@ -104,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         t = measure_throughput(device, args.smoke)
         write("gpu-throughput", t, args.smoke)
         best = {**GPU_OPTIONS[t["best_setting"]][0]}
+    if "fid" in parts:
+        write("gpu-fid", measure_fid(device, args.smoke), args.smoke)
     if "packing" in parts:
         write("gpu-packing", measure_packing(device, args.smoke, best), args.smoke)
     return 0

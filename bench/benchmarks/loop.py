@@ -106,7 +106,7 @@ def harness_trial(cfg, variant: str, device: torch.device) -> tuple[float, float
 @benchmark("harness_overhead")
 def harness_overhead(quick: bool) -> dict[str, Any]:
     """(a) run_trial (evaluation excluded) / bare PyTorch loop, same model, data and steps."""
-    steps, repeats, width = (10, 1, 0.125) if quick else (60, 5, 0.25)
+    steps, repeats, width = (10, 1, 0.125) if quick else (50, 4, 0.25)
     device = torch.device("cpu")
     base = load_study("quick")
     cfg = base.replace("model", width=width).replace("train", steps=steps, checkpoint_every=steps, device="cpu")
