@@ -16,7 +16,6 @@ seed must give the same best-over-checkpoints FID; PROTOCOL.md's "best" is what 
 
 from __future__ import annotations
 
-import json
 import math
 import shutil
 import time
@@ -170,8 +169,7 @@ def recorded_log(tdir: Path, files: dict[str, dict[str, Any]]) -> list[dict[str,
         return []
     data = path.read_bytes()
     n = files.get("metrics.jsonl", {}).get("bytes", len(data))
-    return [{k: records.from_json_number(v) for k, v in json.loads(line).items()}
-            for line in data[:n].decode().splitlines() if line.strip()]
+    return list(records.parse_jsonl(data[:n], path))  # a damaged line raises HarnessError naming it (issue #10)
 
 
 def best_of(log: list[dict[str, Any]], objective: str) -> float:
@@ -234,7 +232,11 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
     if not mpath.is_file():
         a.fail("manifest.json", "missing: the trial was made before manifests, or the file was removed")
         return a
-    rec = manifest.read(tdir)
+    try:  # issue #10: a damaged record is a finding of the audit, not a crash
+        rec = manifest.read(tdir)
+    except HarnessError as e:
+        a.fail("manifest.json", str(e))
+        return a
     if not manifest.seal_ok(rec):
         a.fail("manifest.seal", "manifest.json was edited after the trial ended (its seal does not match its content)")
     if rec.get("config_sha256") != manifest.sha256_bytes(manifest.canonical(rec.get("config", {}))):
@@ -244,7 +246,11 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         a.fail("files", "no checksums recorded: the trial never ended (killed?)")
     if ref.outcome is not None and rec.get("status") != ref.outcome:
         a.fail("status", f"manifest says {rec.get('status')!r}, the storage says {ref.outcome!r}")
-    log_rec = recorded_log(tdir, rec.get("files") or {})
+    try:
+        log_rec = recorded_log(tdir, rec.get("files") or {})
+    except HarnessError as e:
+        a.fail("metrics.jsonl", str(e))
+        log_rec = []
     objective = rec.get("metrics", {}).get("objective")
     if ref.state == "complete" and objective and ref.value is not None and rel_diff(ref.value, best_of(log_rec, objective)) > 0:
         a.fail("storage.value", f"the storage holds {ref.value!r}, the metrics log's best {objective} is {best_of(log_rec, objective)!r}")
@@ -253,8 +259,8 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         return a
 
     # A manifest made here from config.json: every difference is named and classified.
-    cj = records.read_json(cpath)
     try:
+        cj = records.read_json(cpath)
         cfg = parse_study(cj["config"], str(cpath))
         hp, seeds = cj["hparams"], cj["seeds"]
         device = resolve_device(device_spec or cfg.train.device)

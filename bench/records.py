@@ -147,7 +147,11 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text())
+    """A JSON record; a damaged one (edited, or cut by a copy) fails naming the file (exit 1)."""
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HarnessError(f"{path}: not valid JSON ({e}); the file was edited or damaged, restore it from a copy") from None
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
@@ -187,7 +191,11 @@ def _last_line_end(f: Any, end: int) -> int:
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     """Records of a metrics log; a torn last line (a crash mid-write) is skipped, others must parse."""
-    data = path.read_bytes()
+    return parse_jsonl(path.read_bytes(), path)
+
+
+def parse_jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
+    """Records of the bytes of a metrics log (or a recorded prefix of one), as read_jsonl reads them."""
     lines = data.split(b"\n")
     for i, line in enumerate(lines):
         if not line.strip():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -27,6 +29,23 @@ def run_batch(cases: list[dict[str, Any]], env: dict[str, str], timeout: int = 6
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, r.stderr[-4000:]
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def run_in_process(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    """`bench ARGV` in this process under `env` (restored after), for runs a test needs as setup."""
+    from bench.cli import main
+
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(argv)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return code, out.getvalue(), err.getvalue()
 
 
 def assert_one_line_error(code: int, stderr: str, expected_code: int, words: list[str], prefix: str = "bench") -> str:

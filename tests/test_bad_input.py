@@ -22,7 +22,7 @@ import pytest
 
 from .conftest import ROOT, tiny_study_text
 from .fakepg import PasswordRefusingServer
-from .faultkit import assert_one_line_error, cli_env, run_batch, tree_digest
+from .faultkit import assert_one_line_error, changed, cli_env, run_batch, run_in_process, tree_digest
 
 GOOD = dict(trials=1, variants='["wgan"]')
 SECRET = "Hunter2-not-for-logs"
@@ -59,6 +59,8 @@ BAD_FILES = {
     "unknown-space": ('space = "narrow"', 'space = "medium"'),
     "unknown-device": ('device = "cpu"', 'device = "tpu"'),
     "unknown-generator-mode": ('generator_mode = "train"', 'generator_mode = "test"'),
+    "unknown-precision": ('device = "cpu"', 'device = "cpu"\nprecision = "fp8"'),
+    "type-str-for-compile": ('device = "cpu"', 'device = "cpu"\ncompile = "yes"'),
     "conflict-checkpoint-after-end": ('checkpoint_every = 5', 'checkpoint_every = 50'),
     "name-dotdot": ('name = "tiny"', 'name = "../escape"'),
     "name-absolute": ('name = "tiny"', 'name = "/tmp/escape"'),
@@ -128,7 +130,8 @@ FILE_WORDS = {
     "unknown-metric": ["[eval] metrics", "'fid_magic'", "fid_lenet_digits5k_1k_test"], "no-metrics": ["[eval] metrics", "non-empty"],
     "unknown-sampler": ["[study] sampler", "random", "tpe"], "unknown-architecture": ["[model] architecture", "infogan"],
     "unknown-space": ["[study] space", "'wide'", "'narrow'"], "unknown-device": ["[train] device", "'cuda:N'"],
-    "unknown-generator-mode": ["[eval] generator_mode", "'eval'"], "conflict-checkpoint-after-end": ["checkpoint_every = 50", "steps = 10"],
+    "unknown-generator-mode": ["[eval] generator_mode", "'eval'"],
+    "unknown-precision": ["[train] precision = 'fp8'", "'fp32'", "'bf16'"], "type-str-for-compile": ["[train] compile", "true or false"], "conflict-checkpoint-after-end": ["checkpoint_every = 50", "steps = 10"],
     "name-dotdot": ["[study] name", "no path separators"], "name-absolute": ["[study] name", "no path separators"],
     "incompatible-stored-study": ["'tiny:wgan'", "different configuration"],
 }
@@ -145,6 +148,35 @@ except ImportError:  # pragma: no cover
     _HAS_CUDA = False
 if not _HAS_CUDA:
     CASES.append(("device-cuda-absent", "usage", ["study", "{good}", "--variant", "wgan", "--device", "cuda:0"], 2, ["'cuda:0'", "no CUDA device"], {}))
+
+
+def _cut(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _garbage_line(path: Path) -> None:
+    path.write_bytes(b"#garbage\n" + path.read_bytes())
+
+
+# A damaged record under results/: (argv, the damaged file under results/tiny/, the damage, exit
+# code, words the output must hold). `bench audit` reports it as a finding (verdict FAIL, exit 1)
+# and writes only its own audit/ folder; anything else fails in one line and writes nothing.
+DAMAGED = {
+    "truncated-metrics-log": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000/metrics.jsonl", _cut, 1,
+                              ["FAIL", "files.metrics.jsonl: sha256 differs"]),
+    "damaged-metrics-log": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000/metrics.jsonl", _garbage_line, 1,
+                            ["metrics.jsonl: line 1 is not a JSON record"]),
+    "truncated-checkpoint": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000/checkpoints/g-0000010.pt", _cut, 1,
+                             ["files.checkpoints/g-0000010.pt: sha256 differs"]),
+    "damaged-manifest": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000/manifest.json", _cut, 1,
+                         ["manifest.json", "not valid JSON"]),
+    "deleted-trial-folder": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000", shutil.rmtree, 1,
+                             ["trial-0000 does not exist"]),
+    "damaged-storage-report": (["report", "{good}"], "optuna.db", _cut, 1, ["storage sqlite:///", "optuna.db cannot be opened"]),
+    "damaged-storage-resume": (["study", "{good}", "--variant", "wgan", "--trials", "2"], "optuna.db", _cut, 1,
+                               ["optuna.db cannot be opened"]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -167,24 +199,34 @@ def workspace(tmp_path_factory, shared_cache):
         (d / "read-only").chmod(0o500)
     results = d / "results"
     env = cli_env(results, shared_cache)
+    first = run_in_process(["study", str(good), "--variant", "wgan"], env)  # the study every case must leave intact
+    damaged = {}
+    for name, (_, target, damage, _, _) in DAMAGED.items():
+        root = d / f"damaged-{name}"
+        shutil.copytree(results, root)
+        damage(root / "tiny" / target)
+        damaged[name] = (root, tree_digest(root))
     with PasswordRefusingServer() as pg:
         fill = {"good": str(good), "dir": str(d), "port": str(pg.port), "results": str(results)}
-        batch = [{"argv": ["study", str(good), "--variant", "wgan"], "env": {}}]  # the study every case must leave intact
+        batch = []
         for name, _, argv, _, _, extra in CASES:
             f = {**fill, "file": str(d / f"{name}.toml")}
             batch.append({"argv": [a.format(**f) for a in argv], "env": extra})
+        for name, (argv, *_rest) in DAMAGED.items():
+            batch.append({"argv": [a.format(**fill) for a in argv], "env": {"BENCH_RESULTS": str(damaged[name][0])}})
         outside = {p: p.read_bytes() for p in (d / "garbage.db", d / "a-file")}
         out = run_batch(batch, env)
         passwords = list(pg.passwords)
-    yield {"dir": d, "fill": fill, "results": results, "first": out[0], "outcomes": dict(zip([c[0] for c in CASES], out[1:])),
+    yield {"dir": d, "fill": fill, "results": results, "first": first, "outcomes": dict(zip([c[0] for c in CASES], out)),
+           "damaged": {name: (*damaged[name], r) for name, r in zip(DAMAGED, out[len(CASES):])},
            "passwords": passwords, "outside": outside, "env": env, "good": good}
     if os.geteuid() != 0:
         (d / "read-only").chmod(0o700)
 
 
 def test_the_good_study_ran_first(workspace):
-    first = workspace["first"]
-    assert first["code"] == 0, first["stderr"]
+    code, _, err = workspace["first"]
+    assert code == 0, err
     assert (workspace["results"] / "tiny" / "wgan" / "trial-0000" / "metrics.jsonl").is_file()
 
 
@@ -197,6 +239,23 @@ def test_bad_input(workspace, name, kind, argv, code, words, extra):
     assert r["stdout"] == "", r["stdout"]
     assert r["changed"] == [], f"{name} changed stored results: {r['changed']}"
     assert SECRET not in r["stderr"] + r["stdout"]
+
+
+@pytest.mark.parametrize("name", list(DAMAGED))
+def test_damaged_record(workspace, name):
+    """A damaged record is named (audit: as a finding) and nothing else under results/ changes."""
+    argv, target, _, code, words = DAMAGED[name]
+    root, before, r = workspace["damaged"][name]
+    assert r["code"] == code and "Traceback" not in r["stdout"] + r["stderr"], r
+    if argv[0] == "audit":
+        out = r["stdout"] + r["stderr"]
+        assert "verdict: FAIL" in out and target.split("/")[-1] in out, out
+        for w in words:
+            assert w in out, f"{w!r} not in {out!r}"
+        assert all(p.startswith("tiny/audit") for p in changed(before, tree_digest(root))), changed(before, tree_digest(root))
+    else:
+        assert_one_line_error(r["code"], r["stderr"], code, words)
+        assert tree_digest(root) == before
 
 
 def test_nothing_outside_results_was_touched_and_no_password_stored(workspace):
