@@ -167,6 +167,17 @@ def _check_data(cfg) -> None:
     from . import data
 
     data.load(cfg.data.dataset, data.resolve_root(cfg.data.root))
+    _check_weights(cfg)
+
+
+def _check_weights(cfg) -> None:
+    """Find (or fetch) the Inception weights before any trial when a metric needs them: offline and
+    missing, the run stops here with one line, before the storage is touched (issue #10)."""
+    from . import fidelity
+    from .metrics import METRICS
+
+    if any(METRICS[m].extractor == "inception" for m in cfg.eval.metrics):
+        fidelity.resolve_inception_weights(cfg.eval.inception_weights)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:

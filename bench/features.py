@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -135,8 +134,8 @@ def lenet(data: Data, device: torch.device) -> tuple[LeNet, dict]:
             torch.save(state, buf)
             records.atomic_write_bytes(path, buf.getvalue())
             records.write_json(meta_path, meta)
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    meta = json.loads(Path(meta_path).read_text())
+    state = records.load_weights(path)  # weights_only; a damaged cache file fails naming it (issue #10)
+    meta = records.read_json(Path(meta_path))
     model = LeNet(data.shape)
     model.load_state_dict(state)
     model.eval().requires_grad_(False)

@@ -165,6 +165,11 @@ def inception(weights: Path, device: torch.device, internal_dtype: torch.dtype =
     `load_state_dict`), returning the INCEPTION_LAYERS for a (B, 3, H, W) uint8 batch.
 
     A file of the wrong structure raises HarnessError naming it."""
+    from . import records
+
+    # torch-fidelity loads the file with weights_only=False, which would run code a file carries:
+    # load it safely first, so only a file of plain tensors ever reaches that load (issue #10).
+    records.load_weights(weights)
     try:
         net = create_feature_extractor(INCEPTION_NAME, list(INCEPTION_LAYERS), cuda=False,
                                        feature_extractor_weights_path=str(weights), verbose=False)

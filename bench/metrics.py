@@ -163,9 +163,9 @@ def reference(ctx: MetricContext, ext: Extractor, split: str, count: int) -> dic
                 buf = io.BytesIO()
                 np.savez(buf, mu=stats["mu"], sigma=stats["sigma"], **{f"features_{k}": v.numpy() for k, v in feats.items()})
                 records.atomic_write_bytes(path, buf.getvalue())
-        with np.load(path, allow_pickle=False) as z:
-            return {"stats": {"mu": z["mu"], "sigma": z["sigma"]},
-                    "features": {k: torch.from_numpy(z[f"features_{k}"]) for k in ext.layers}}
+        z = records.load_arrays(path)  # a damaged cache file: one line naming it, "delete it" (issue #10)
+        return {"stats": {"mu": z["mu"], "sigma": z["sigma"]},
+                "features": {k: torch.from_numpy(z[f"features_{k}"]) for k in ext.layers}}
 
     return ctx.memo(f"ref:{path.name}", load_or_compute)
 

@@ -212,6 +212,24 @@ def parse_jsonl(data: bytes, path: Path) -> Iterator[dict[str, Any]]:
         yield {k: from_json_number(v) for k, v in rec.items()}
 
 
+def load_arrays(path: Path) -> dict[str, Any]:
+    """Every array of a .npz written by the harness (cached statistics), never unpickling an
+    object array; a truncated or foreign file fails naming the file (exit 1)."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: no such file") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise HarnessError(f"{path}: not a loadable .npz of arrays (truncated, corrupted, or holding objects: {first[:160]}); "
+                           "delete it to recompute, or restore it from a copy") from None
+
+
 def load_weights(path: Path, map_location: Any = "cpu") -> Any:
     """A tensor state dict saved by the harness, loaded safely: `weights_only=True` never runs code
     from the file; a truncated, corrupted or foreign file fails naming the file (exit 1)."""

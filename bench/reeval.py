@@ -83,7 +83,7 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
                 if not todo:
                     continue
                 G = arch.generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
-                G.load_state_dict(torch.load(ckpt, map_location=device, weights_only=True))
+                G.load_state_dict(records.load_weights(ckpt, map_location=device))  # a damaged file: one line naming it (issue #10)
                 values, _ = evaluate(G, cfg, ctx, z, todo)
                 rec = {"kind": "eval", "source": "bench eval", "step": step, **values, "extractors": provenance(ctx, todo)}
                 records.append_jsonl(log_path, rec)
@@ -138,11 +138,11 @@ def statistics_of(source: Path, ext: features.Extractor, device: torch.device, b
         feats = extract(ext, images, device, batch_size)[ext.layers[0]]
         return fidelity.statistics(feats), f"{len(images)} images in {source}"
     if source.suffix == ".npz" and source.is_file():
-        with np.load(source, allow_pickle=False) as z:
-            if "mu" not in z or "sigma" not in z:
-                raise HarnessError(f"{source}: expected arrays 'mu' and 'sigma', found {', '.join(z.files)}")
-            stats = {"mu": z["mu"].astype(np.float64), "sigma": z["sigma"].astype(np.float64)}
-            meta = json.loads(str(z["meta"])) if "meta" in z else {}
+        z = records.load_arrays(source)  # a damaged or pickled .npz: one line naming it (issue #10)
+        if "mu" not in z or "sigma" not in z:
+            raise HarnessError(f"{source}: expected arrays 'mu' and 'sigma', found {', '.join(z)}")
+        stats = {"mu": z["mu"].astype(np.float64), "sigma": z["sigma"].astype(np.float64)}
+        meta = json.loads(str(z["meta"])) if "meta" in z else {}
         if meta and (meta.get("extractor"), meta.get("sha256")) != (ext.name, ext.sha256):
             raise HarnessError(f"{source}: statistics of {meta.get('extractor')} (sha256 {str(meta.get('sha256'))[:12]}…), "
                                f"not of {ext.name} (sha256 {ext.sha256[:12]}…); use --features to match")

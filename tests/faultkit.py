@@ -15,6 +15,18 @@ from .cli_batch import changed, tree_digest  # noqa: F401  (re-exported for the 
 from .conftest import ROOT
 
 
+class Payload:
+    """A checkpoint that, unpickled without weights_only, makes a folder: proof that it would run code."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import os
+
+        return (os.makedirs, (self.marker,))
+
+
 def cli_env(results: Path, cache: Path, **extra: str) -> dict[str, str]:
     """The environment of a CLI run: its own results, the session's cache, no storage override."""
     env = {k: v for k, v in os.environ.items() if k not in ("BENCH_STORAGE", "BENCH_DEBUG")}

@@ -18,16 +18,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from .conftest import ROOT, tiny_study_text
 from .fakepg import PasswordRefusingServer
-from .faultkit import assert_one_line_error, changed, cli_env, run_batch, run_in_process, tree_digest
+from .faultkit import Payload, assert_one_line_error, changed, cli_env, run_batch, run_in_process, tree_digest
 
 GOOD = dict(trials=1, variants='["wgan"]')
 SECRET = "Hunter2-not-for-logs"
 
-# id -> (replace this, with that) in the good study file; the case's file is {dir}/<id>.toml.
+# id -> (replace this, with that), or a list of them, in the good study file; the case's file is {dir}/<id>.toml.
 BAD_FILES = {
     "malformed-toml": ('trials = 1', 'trials = 1\n[[['),
     "duplicate-key": ('trials = 1', 'trials = 1\ntrials = 2'),
@@ -65,7 +67,13 @@ BAD_FILES = {
     "name-dotdot": ('name = "tiny"', 'name = "../escape"'),
     "name-absolute": ('name = "tiny"', 'name = "/tmp/escape"'),
     "incompatible-stored-study": ('steps = 10', 'steps = 20'),
+    "missing-dataset-offline": [('dataset = "digits5k"', 'dataset = "mnist"\nroot = "/nonexistent/bench-data"'),
+                                ('metrics = ["fid_lenet_digits5k_1k_test"]', 'metrics = ["fid_inception_10k_test"]')],
+    "missing-inception-offline": ('metrics = ["fid_lenet_digits5k_1k_test"]', 'metrics = ["fid_inception_10k_test"]'),
+    "missing-inception-file": ('metrics = ["fid_lenet_digits5k_1k_test"]', 'metrics = ["fid_inception_10k_test"]\ninception_weights = "/nonexistent/w.pth"'),
 }
+OFFLINE = {"BENCH_OFFLINE": "1", "TORCH_HOME": "{dir}/torch-home"}  # no network, no Inception weights in the hub cache
+RUNTIME_FILES = {"missing-dataset-offline", "missing-inception-offline", "missing-inception-file"}
 
 # (id, kind, argv, exit code, words the one line must hold, extra environment). Templates:
 # {good} the good study file, {file} the case's bad file, {dir} the workspace, {port} the
@@ -114,7 +122,27 @@ CASES = [
     ("results-under-proc", "results folder", ["--results", "/proc/bench-results", "study", "{good}", "--variant", "wgan"], 1, ["/proc/bench-results", "not writable"], {}),
 ]
 CASES += [(name, "study file" if name.startswith("name-") else "config value", ["study", "{file}", "--variant", "wgan"],
-           2, ["{file}"], {}) for name in BAD_FILES]
+           2, ["{file}"], {}) for name in BAD_FILES if name not in RUNTIME_FILES]
+CASES += [
+    # --- missing data and weights, offline; damaged or hostile files given to bench fid / bench eval ---
+    ("missing-dataset-offline", "missing data", ["study", "{file}", "--variant", "wgan"], 1,
+     ["dataset mnist", "/nonexistent/bench-data/MNIST/raw", "bench fetch mnist"], OFFLINE),
+    ("missing-inception-offline", "missing weights", ["study", "{file}", "--variant", "wgan"], 1,
+     ["weights-inception-2015-12-05-6726825d.pth", "is not available", "$BENCH_OFFLINE is set", "inception_weights"], OFFLINE),
+    ("missing-inception-file", "missing weights", ["study", "{file}", "--variant", "wgan"], 1,
+     ["[eval] inception_weights = '/nonexistent/w.pth'", "no such file"], OFFLINE),
+    ("eval-inception-offline", "missing weights", ["eval", "{good}", "--metrics", "fid_inception_10k_test"], 1,
+     ["is not available", "$BENCH_OFFLINE is set"], OFFLINE),
+    ("eval-unknown-metric", "usage", ["eval", "{good}", "--metrics", "fid_magic"], 2, ["--metrics 'fid_magic'", "fid_lenet_digits5k_1k_test"], {}),
+    ("fid-inception-offline", "missing weights", ["fid", "{dir}", "{dir}"], 1, ["is not available", "$BENCH_OFFLINE is set"], OFFLINE),
+    ("fid-hostile-weights", "hostile file", ["fid", "{dir}", "{dir}", "--weights", "{dir}/hostile.pt"], 1,
+     ["{dir}/hostile.pt", "not a loadable weights file"], {}),
+    ("fid-damaged-stats", "damaged file", ["fid", "{dir}/garbage.npz", "{dir}/garbage.npz", "--features", "lenet-digits5k"], 1,
+     ["{dir}/garbage.npz", "not a loadable .npz"], {}),
+    ("fid-pickled-stats", "hostile file", ["fid", "{dir}/pickled.npz", "{dir}/pickled.npz", "--features", "lenet-digits5k"], 1,
+     ["{dir}/pickled.npz", "holding objects"], {}),
+    ("fid-unknown-features", "usage", ["fid", "{dir}", "{dir}", "--features", "lenet-imagenet"], 2, ["--features 'lenet-imagenet'", "digits5k"], {}),
+]
 # What each bad file's line must also say (the key and what is allowed).
 FILE_WORDS = {
     "malformed-toml": ["malformed TOML"], "duplicate-key": ["malformed TOML"], "unknown-section": ["unknown section [evaluation]", "allowed sections"],
@@ -131,7 +159,8 @@ FILE_WORDS = {
     "unknown-sampler": ["[study] sampler", "random", "tpe"], "unknown-architecture": ["[model] architecture", "infogan"],
     "unknown-space": ["[study] space", "'wide'", "'narrow'"], "unknown-device": ["[train] device", "'cuda:N'"],
     "unknown-generator-mode": ["[eval] generator_mode", "'eval'"],
-    "unknown-precision": ["[train] precision = 'fp8'", "'fp32'", "'bf16'"], "type-str-for-compile": ["[train] compile", "true or false"], "conflict-checkpoint-after-end": ["checkpoint_every = 50", "steps = 10"],
+    "unknown-precision": ["[train] precision = 'fp8'", "'fp32'", "'bf16'"], "missing-dataset-offline": [], "missing-inception-offline": [],
+    "missing-inception-file": [], "type-str-for-compile": ["[train] compile", "true or false"], "conflict-checkpoint-after-end": ["checkpoint_every = 50", "steps = 10"],
     "name-dotdot": ["[study] name", "no path separators"], "name-absolute": ["[study] name", "no path separators"],
     "incompatible-stored-study": ["'tiny:wgan'", "different configuration"],
 }
@@ -155,6 +184,10 @@ def _cut(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _hostile(path: Path) -> None:
+    torch.save({"weight": Payload(path.parent / "code-ran")}, path)  # would make a folder if unpickled unsafely
+
+
 def _garbage_line(path: Path) -> None:
     path.write_bytes(b"#garbage\n" + path.read_bytes())
 
@@ -173,6 +206,10 @@ DAMAGED = {
                          ["manifest.json", "not valid JSON"]),
     "deleted-trial-folder": (["audit", "{good}", "--reruns", "0"], "wgan/trial-0000", shutil.rmtree, 1,
                              ["trial-0000 does not exist"]),
+    "truncated-checkpoint-eval": (["eval", "{good}", "--again"], "wgan/trial-0000/checkpoints/g-0000005.pt", _cut, 1,
+                                  ["g-0000005.pt", "not a loadable weights file", "delete it"]),
+    "hostile-checkpoint-eval": (["eval", "{good}", "--again"], "wgan/trial-0000/checkpoints/g-0000005.pt", _hostile, 1,
+                                ["g-0000005.pt", "not a loadable weights file"]),
     "damaged-storage-report": (["report", "{good}"], "optuna.db", _cut, 1, ["storage sqlite:///", "optuna.db cannot be opened"]),
     "damaged-storage-resume": (["study", "{good}", "--variant", "wgan", "--trials", "2"], "optuna.db", _cut, 1,
                                ["optuna.db cannot be opened"]),
@@ -186,14 +223,20 @@ def workspace(tmp_path_factory, shared_cache):
     good = d / "tiny.toml"
     text = tiny_study_text(**GOOD)
     good.write_text(text)
-    for name, (old, new) in BAD_FILES.items():
-        assert old in text, name
-        (d / f"{name}.toml").write_text(text.replace(old, new, 1))
+    for name, change in BAD_FILES.items():
+        bad = text
+        for old, new in change if isinstance(change, list) else [change]:
+            assert old in bad, name
+            bad = bad.replace(old, new, 1)
+        (d / f"{name}.toml").write_text(bad)
     (d / "folder.toml").mkdir()
     (d / "binary.toml").write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe[study]\n")
     (d / "garbage.db").write_bytes(b"this is not an sqlite database\n" * 100)
     (d / "a-file").write_text("a file where the results folder should be\n")
     (d / "neverrun.toml").write_text(tiny_study_text(name="neverrun", **GOOD))
+    (d / "garbage.npz").write_bytes(b"PK\x03\x04 not really a zip archive" * 10)
+    np.savez(d / "pickled.npz", mu=np.zeros(3), sigma=np.array([{"a": 1}], dtype=object))
+    torch.save({"weight": Payload(d / "code-ran")}, d / "hostile.pt")
     if os.geteuid() != 0:
         (d / "read-only").mkdir()
         (d / "read-only").chmod(0o500)
@@ -211,7 +254,7 @@ def workspace(tmp_path_factory, shared_cache):
         batch = []
         for name, _, argv, _, _, extra in CASES:
             f = {**fill, "file": str(d / f"{name}.toml")}
-            batch.append({"argv": [a.format(**f) for a in argv], "env": extra})
+            batch.append({"argv": [a.format(**f) for a in argv], "env": {k: v.format(**f) for k, v in extra.items()}})
         for name, (argv, *_rest) in DAMAGED.items():
             batch.append({"argv": [a.format(**fill) for a in argv], "env": {"BENCH_RESULTS": str(damaged[name][0])}})
         outside = {p: p.read_bytes() for p in (d / "garbage.db", d / "a-file")}
@@ -267,6 +310,7 @@ def test_nothing_outside_results_was_touched_and_no_password_stored(workspace):
         if p.is_file():
             assert SECRET.encode() not in p.read_bytes(), p
     assert not (workspace["dir"] / "escape").exists() and not Path("/tmp/escape").exists()
+    assert not (workspace["dir"] / "code-ran").exists()  # the hostile weights file never ran its code
 
 
 def test_batch_matches_real_process(workspace):

@@ -21,6 +21,7 @@ from bench.config import mask_url
 from bench.errors import ConfigError, HarnessError
 
 from .conftest import ROOT, run_cli, tiny_study_text
+from .faultkit import Payload
 
 SECRET = "S3cret-Pa55-in-url"
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -47,22 +48,10 @@ def test_nothing_is_unpickled_unsafely(path):
         assert name not in ("pickle.load", "pickle.loads", "torch.jit.load", "pd.read_pickle", "yaml.load", "dill.load"), f"{where}: {name}"
 
 
-class _Payload:
-    """A checkpoint that, unpickled without weights_only, makes a folder: proof that it would run code."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        import os
-
-        return (os.makedirs, (self.marker,))
-
-
 def test_a_checkpoint_holding_code_is_refused(tmp_path):
     marker = tmp_path / "code-ran"
     evil = tmp_path / "g-0000010.pt"
-    torch.save({"weight": _Payload(marker)}, evil)
+    torch.save({"weight": Payload(marker)}, evil)
     with pytest.raises(HarnessError) as e:
         records.load_weights(evil)
     assert str(evil) in str(e.value) and not marker.exists()
@@ -77,7 +66,7 @@ def test_a_damaged_checkpoint_fails_naming_the_file(tmp_path, damage):
     bad = tmp_path / "bad.pt"
     data = good.read_bytes()
     bad.write_bytes({"truncated": data[: len(data) // 2], "garbage": b"\x00garbage" * 100, "empty": b"",
-                     "pickle": pickle.dumps({"w": [1, 2, 3]})}[damage])
+                     "pickle": pickle.dumps({"w": [1, 2, 3]}, protocol=2)}[damage])
     assert torch.equal(records.load_weights(good)["w"], torch.ones(64, 64))
     with pytest.raises(HarnessError) as e:
         records.load_weights(bad)
