@@ -161,7 +161,7 @@ def test_full_disk_during_a_trial_stops_the_run_and_a_rerun_redoes_the_trial(env
     assert main(["study", str(path), "--variant", "wgan"]) == 0, capsys.readouterr().err
     t = _trials(sdir / "optuna.db", "fulldisk:wgan")
     assert [x.state.name for x in t] == ["FAIL", "COMPLETE"]
-    assert t[1].user_attrs.get("paper_default") and t[1].user_attrs["retry_of"] == 0
+    assert t[1].user_attrs.get("paper_default")
     assert records.read_json(sdir / "wgan" / "trial-0001" / "config.json")["hparams"] == records.read_json(tdir / "config.json")["hparams"]
     _all_records_parse(sdir)
 
@@ -183,7 +183,7 @@ def test_sigint_marks_the_trial_interrupted_and_the_same_command_resumes(env, ti
     sdir = tmp_path / "results" / "sigint"
     t = _trials(sdir / "optuna.db", "sigint:wgan")
     assert [x.state.name for x in t] == ["FAIL", "WAITING"]
-    assert t[0].user_attrs["outcome"] == "interrupted" and t[1].user_attrs == {"paper_default": True, "retry_of": 0}
+    assert t[0].user_attrs["outcome"] == "interrupted" and t[1].user_attrs.get("paper_default") is True
     assert t[1].system_attrs["fixed_params"] == t[0].params  # the same hyperparameters, queued
     logged = list(records.read_jsonl(log))
     assert logged[-1]["kind"] == "interrupted" and not [r for r in logged if r["kind"] == "eval"]
