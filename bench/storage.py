@@ -30,6 +30,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
 
+from . import reconnect
 from .config import mask_url
 from .errors import ConfigError, HarnessError
 
@@ -73,21 +74,19 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
         kwargs["engine_kwargs"] = {"connect_args": {"timeout": 60, "isolation_level": None}}
     else:
         kwargs["engine_kwargs"] = {"pool_pre_ping": True}
+    if heartbeat:  # outside the try: a bad $BENCH_HEARTBEAT_S is a ConfigError (exit 2), not an unopenable storage
+        kwargs.update(heartbeat_interval=heartbeat_s(), grace_period=grace_s(), heartbeat_stale_trial_callback=RequeueStale(MAX_RETRY))
     try:
         with warnings.catch_warnings():  # the callback warns too: keep errors one line (issue #10)
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            if heartbeat:
-                kwargs.update(
-                    heartbeat_interval=heartbeat_s(),
-                    grace_period=grace_s(),
-                    heartbeat_stale_trial_callback=RequeueStale(MAX_RETRY),
-                )
             st = RDBStorage(url, **kwargs)
     except Exception as e:  # SQLAlchemy/driver errors carry the URL; never echo the password
         msg = mask(str(e).splitlines()[0]) if str(e) else type(e).__name__
         raise HarnessError(f"storage {mask(url)} cannot be opened: {msg}") from None
     if sqlite:
         sqlalchemy.event.listen(st.engine, "begin", _begin_immediate)
+    else:  # a database server may restart under a running study: retry a lost connection (issue #10)
+        st = reconnect.wrap(st, mask(url))
     return st
 
 
