@@ -3,7 +3,6 @@ error, torchvision files read from disk, the CelebA preprocessing, and the two d
 
 from __future__ import annotations
 
-import gzip
 import struct
 import time
 
