@@ -30,13 +30,15 @@ def test_bench_fetch_without_network_is_one_line_naming_dataset_and_folder(env, 
     assert "the download failed" in line and "bench fetch mnist --root DIR" in line
 
 
-def test_study_on_missing_data_stops_before_any_trial(env, tiny_study, tmp_path):
+def test_study_on_missing_data_stops_before_any_trial(env, tiny_study, tmp_path, monkeypatch, capsys):
+    from bench.cli import main
+
     path = tiny_study(name="nomnist", variants='["ns_gan"]', dataset="mnist", metrics='["fid_inception_10k_test"]')
     empty = tmp_path / "empty-root"
     path.write_text(path.read_text().replace('dataset = "mnist"', f'dataset = "mnist"\nroot = "{empty}"'))
-    r = run_cli("study", path, "--variant", "ns_gan", env={**env, "BENCH_OFFLINE": "1"})
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    (line,) = r.stderr.strip().splitlines()
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    assert main(["study", str(path), "--variant", "ns_gan"]) == 1  # the entry point in-process
+    (line,) = capsys.readouterr().err.strip().splitlines()
     assert f"dataset mnist: its files are not in {empty / 'MNIST' / 'raw'}" in line and "bench fetch mnist" in line
     assert not (tmp_path / "results" / "nomnist" / "ns_gan").exists()  # no trial was started
 
