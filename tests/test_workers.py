@@ -29,6 +29,7 @@ PASSWORD = "pw-Never-Shown-7"  # the server trusts local users and ignores it; i
 # Short heartbeats so that a killed worker's trial is found stale within seconds; the grace stays
 # long enough that a live worker on a busy 2-core machine is not taken for dead.
 FAST = {"BENCH_HEARTBEAT_S": "1", "BENCH_GRACE_S": "6"}
+_OPEN: dict[str, optuna.storages.RDBStorage] = {}  # storages the tests read, by URL
 
 
 @pytest.fixture
@@ -43,9 +44,12 @@ def pg_url():
     db = f"bench_test_{uuid.uuid4().hex[:10]}"
     with admin.cursor() as c:
         c.execute(f"CREATE DATABASE {db}")
+    url = f"postgresql+psycopg2://{PG['user']}:{PASSWORD}@{PG['host']}:{PG['port']}/{db}"
     try:
-        yield f"postgresql+psycopg2://{PG['user']}:{PASSWORD}@{PG['host']}:{PG['port']}/{db}"
+        yield url
     finally:
+        if url in _OPEN:
+            _OPEN.pop(url).engine.dispose()
         with admin.cursor() as c:
             c.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.close()
@@ -59,8 +63,9 @@ def storage_url(kind: str, request, tmp_path: Path) -> str:
 
 
 def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
-    study = optuna.load_study(study_name=name, storage=storage.open_storage(url, heartbeat=False))
-    return study.get_trials(deepcopy=True)
+    if url not in _OPEN:  # opened once: the tests poll, and opening checks the schema each time
+        _OPEN[url] = storage.open_storage(url, heartbeat=False)
+    return optuna.load_study(study_name=name, storage=_OPEN[url]).get_trials(deepcopy=True)
 
 
 def start_worker(path: Path, env: dict, log: Path, *extra: str) -> subprocess.Popen:
