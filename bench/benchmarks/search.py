@@ -29,7 +29,7 @@ import torch
 
 from .. import space, train
 from ..config import StudyConfig, parse_study
-from ..samplers import SAMPLERS
+from ..samplers import PRUNERS, SAMPLERS
 from ..variants import VARIANTS
 from . import benchmark
 
@@ -54,8 +54,8 @@ def task(steps: int, every: int) -> StudyConfig:
 
 
 def pruner(cfg: StudyConfig) -> optuna.pruners.BasePruner:
-    """Asynchronous successive halving, rungs at checkpoint x 3^k D steps."""
-    return optuna.pruners.SuccessiveHalvingPruner(min_resource=cfg.train.checkpoint_every, reduction_factor=3)
+    """The harness's `successive_halving` pruner (asynchronous, rungs at checkpoint x 3^k D steps)."""
+    return PRUNERS["successive_halving"].make(cfg.train.steps, cfg.train.checkpoint_every)
 
 
 def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: bool,
@@ -125,7 +125,7 @@ def budget_efficiency(quick: bool) -> dict[str, Any]:
         "ratio": statistics.median(r["fraction"] for r in rows),
         "goal": "<= 0.25",
         "detail": {"task": "ring8, mlp, ns_gan wide space, swd_ring8_10k_test", "random_trials": trials,
-                   "steps_per_trial": steps, "checkpoint_every": every, "pruner": "successive halving (rf 3)",
+                   "steps_per_trial": steps, "checkpoint_every": every, "pruner": "successive_halving (PRUNERS)",
                    "per_seed": rows},
         "command": "python -m bench.benchmarks budget_efficiency",
     }
