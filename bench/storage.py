@@ -65,7 +65,13 @@ def kind(url: str) -> str:
     return url.split(":", 1)[0].split("+", 1)[0]
 
 
+def with_driver(url: str) -> str:
+    """postgresql:// with the driver the harness installs (psycopg2); SQLAlchemy 2.1 defaults to psycopg 3."""
+    return "postgresql+psycopg2://" + url[len("postgresql://"):] if url.startswith("postgresql://") else url
+
+
 def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
+    url = with_driver(url)
     kwargs: dict[str, Any] = {}
     sqlite = url.startswith("sqlite")
     if sqlite:
