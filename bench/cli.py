@@ -17,7 +17,7 @@ import typing
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .errors import ConfigError, HarnessError
+from bench.errors import ConfigError, HarnessError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _load(args: argparse.Namespace):
-    from .config import load_study
+    from bench.config import load_study
 
     if getattr(args, "trials", None) is not None and args.trials <= 0:
         raise ConfigError(f"--trials {args.trials}: expected a positive integer")
@@ -39,8 +39,8 @@ def _load(args: argparse.Namespace):
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import registries
-    from .config import list_studies
+    from bench import registries
+    from bench.config import list_studies
 
     for kind in registries.KINDS:
         print(f"{kind}:")
@@ -75,20 +75,22 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 def cmd_study(args: argparse.Namespace) -> int:
     cfg = _load(args)
     if args.device is not None:
-        from .config import check_value
+        from bench.config import check_value
 
         problem = check_value("train", "device", args.device)  # the rule of the file's [train] device
         if problem:
             raise ConfigError(f"--device {args.device!r} is not allowed; expected {problem}")
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected a positive integer")
-    from . import runner, workers
-    from .variants import VARIANTS
+    from bench.study import runner
+    from bench.study import workers
+    from bench.gan.variants import VARIANTS
 
     variants = runner.main_variants(cfg, args.variant)
     runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
     if args.dry_run:
-        from . import plan, records
+        from bench.study import plan
+        from bench import records
 
         try:
             url = runner.resolve_storage_url(cfg, args.storage, create=False)
@@ -128,7 +130,7 @@ def _check_worker_codes(codes: list[int]) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    from . import runner
+    from bench.study import runner
 
     variants = runner.main_variants(cfg, args.variant)
     runner.resolve_device(args.device or cfg.train.device)
@@ -144,7 +146,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import time
 
     cfg = _load(args)
-    from . import runner
+    from bench.study import runner
 
     variants = runner.main_variants(cfg, args.variant)
     url = runner.resolve_storage_url(cfg, args.storage, create=False)
@@ -164,7 +166,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 def _check_data(cfg) -> None:
     """Load the study's data once before any trial, so missing files stop the run with one message
     instead of failing every trial; trials in this process reuse the loaded data."""
-    from . import data
+    from bench import data
 
     data.load(cfg.data.dataset, data.resolve_root(cfg.data.root))
     _check_weights(cfg)
@@ -173,24 +175,24 @@ def _check_data(cfg) -> None:
 def _check_weights(cfg) -> None:
     """Find (or fetch) the Inception weights before any trial when a metric needs them: offline and
     missing, the run stops here with one line, before the storage is touched (issue #10)."""
-    from . import fidelity
-    from .metrics import METRICS
+    from bench.metrics import fidelity
+    from bench.metrics import METRICS
 
     if any(METRICS[m].extractor == "inception" for m in cfg.eval.metrics):
         fidelity.resolve_inception_weights(cfg.eval.inception_weights)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from . import data
+    from bench import data
 
     if args.dataset not in data.DATASETS:
         raise ConfigError(f"dataset {args.dataset!r} is not in the registry; expected one of {', '.join(data.DATASETS)}")
     root = data.resolve_root(args.root or "")
     spec = data.DATASETS[args.dataset]
     if spec.needs_download:
-        from . import data_vision
+        from bench.data import vision
 
-        print(f"{args.dataset}: files in {data_vision.fetch(args.dataset, root)}")
+        print(f"{args.dataset}: files in {vision.fetch(args.dataset, root)}")
     else:
         loaded = data.load(args.dataset, root)
         print(f"{args.dataset}: needs no download ({loaded.source})")
@@ -205,7 +207,8 @@ def _print_summary(cfg, url: str) -> None:
     """Print the per-variant summary; write results/<study>/summary.csv and trials.csv (one row per trial)."""
     import pandas as pd
 
-    from . import records, report
+    from bench import records
+    from bench import report
 
     frame = report.load(cfg, storage_url=url)
     best = report.per_trial(frame)
@@ -231,7 +234,7 @@ def _print_report_paths(paths: dict) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import report
+    from bench import report
 
     source = args.study
     if "://" not in source and not Path(source).is_dir():
@@ -250,13 +253,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from . import storage
+    from bench import storage
 
     source = args.study
     if "://" in source:
         url = source
     else:
-        from .report.tidy import resolve
+        from bench.report.tidy import resolve
 
         url = resolve(source if Path(source).is_dir() else _load(args), args.storage)[0]
     try:
@@ -269,7 +272,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from . import audit
+    from bench.study import audit
 
     variants = [v for v in args.variant.split(",") if v] if args.variant else None
     report, _ = audit.run_audit(args.study, args.trials, args.reruns, args.tolerance, variants, args.phase,
@@ -280,7 +283,8 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_seeds(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import runner, seeds
+    from bench.study import runner
+    from bench.study import seeds
 
     cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
@@ -295,22 +299,22 @@ def cmd_seeds(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from . import archive
+    from bench.study import archive
 
     archive.export_study(args.study, args.archive, args.storage)
     return 0
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from . import archive
+    from bench.study import archive
 
     archive.import_archive(args.archive, args.storage)
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from . import reeval
-    from .variants import VARIANTS
+    from bench.trial import reeval
+    from bench.gan.variants import VARIANTS
 
     cfg = _load(args)
     if args.variant:
@@ -329,7 +333,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_fid(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from . import reeval
+    from bench.trial import reeval
 
     out = reeval.fid_between(Path(args.a), Path(args.b), args.features, args.device, args.batch_size, args.weights or "",
                              Path(args.save_stats) if args.save_stats else None)

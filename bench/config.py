@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import ConfigError
+from bench.errors import ConfigError
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -64,7 +64,7 @@ def registry_check(kind: str, non_empty: bool = False) -> Callable[[Any], str | 
     """
 
     def check(v: Any) -> str | None:
-        from . import registries
+        from bench import registries
 
         names = registries.names(kind)
         values = v if isinstance(v, list) else [v]
@@ -256,7 +256,7 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
 
 def _combination_problem(cfg: StudyConfig) -> str | None:
     """Dataset, architecture and metrics must fit together; the objective (first metric) is minimised."""
-    from . import registries
+    from bench import registries
 
     datasets, archs, metrics = (registries.get(k) for k in ("datasets", "architectures", "metrics"))
     ds = cfg.data.dataset

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import sqlalchemy.exc
 
-from .errors import ConfigError, HarnessError
+from bench.errors import ConfigError, HarnessError
 
 RETRY_S = 120
 # The storage API (optuna.storages.BaseStorage and the RDB extras the harness and Optuna call).

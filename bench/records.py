@@ -28,7 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from .errors import ConfigError, HarnessError
+from bench.errors import ConfigError, HarnessError
 
 
 def results_root() -> Path:

@@ -10,27 +10,27 @@ from typing import Any
 
 def get(kind: str) -> dict[str, Any]:
     if kind == "variants":
-        from .variants import VARIANTS
+        from bench.gan.variants import VARIANTS
 
         return VARIANTS
     if kind == "datasets":
-        from .data import DATASETS
+        from bench.data import DATASETS
 
         return DATASETS
     if kind == "architectures":
-        from .models import ARCHITECTURES
+        from bench.gan.architectures import ARCHITECTURES
 
         return ARCHITECTURES
     if kind == "metrics":
-        from .metrics import METRICS
+        from bench.metrics import METRICS
 
         return METRICS
     if kind == "samplers":
-        from .samplers import SAMPLERS
+        from bench.search.samplers import SAMPLERS
 
         return SAMPLERS
     if kind == "pruners":
-        from .samplers import PRUNERS
+        from bench.search.samplers import PRUNERS
 
         return PRUNERS
     raise KeyError(kind)

@@ -30,9 +30,9 @@ import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
 
-from . import reconnect
-from .config import mask_url
-from .errors import ConfigError, HarnessError
+from bench import reconnect
+from bench.config import mask_url
+from bench.errors import ConfigError, HarnessError
 
 HEARTBEAT_S = 30
 GRACE_S = 120

@@ -17,7 +17,8 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import manifest, records
+from bench.trial import manifest
+from bench import records
 from bench.cli import main as bench_main
 from bench.config import parse_study
 
@@ -78,8 +79,8 @@ def reseal(tdir, edit) -> None:
 
 
 def test_two_cpu_runs_of_one_trial_are_bit_identical(env, tmp_path):
-    from bench.train import resolve_device, run_trial, trial_seeds
-    from bench.variants import VARIANTS
+    from bench.trial.train import resolve_device, run_trial, trial_seeds
+    from bench.gan.variants import VARIANTS
 
     cfg = parse_study(tomllib.loads(tiny_text()), "tiny.toml")
     hp = VARIANTS["ns_gan"].defaults
@@ -102,7 +103,7 @@ def test_two_cpu_runs_of_one_trial_are_bit_identical(env, tmp_path):
 def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
     """A metric that seeds torch (the extractor trains on first use) must not change training's draws."""
     from bench.metrics import METRICS, Metric, MetricContext
-    from bench.train import evaluate
+    from bench.trial.train import evaluate
 
     def reseeding(ctx, images):
         torch.manual_seed(0)
@@ -119,8 +120,8 @@ def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
 
 def test_manifest_records_how_the_trial_was_made(study):
     from bench import data as data_mod
-    from bench import features
-    from bench.train import data_root
+    from bench.metrics import extractors
+    from bench.trial.train import data_root
 
     tdir = study / "wgan" / "trial-0000"
     m = manifest.read(tdir)
@@ -136,7 +137,7 @@ def test_manifest_records_how_the_trial_was_made(study):
     assert re.fullmatch(r"[0-9a-f]{40}", m["harness"]["git_commit"]) and isinstance(m["harness"]["git_dirty"], bool)
     data = data_mod.load("digits5k", data_root(parse_study(tomllib.loads(tiny_text()), "tiny.toml")))
     assert m["data"]["fingerprint"] == data.fingerprint()
-    assert m["metrics"]["extractors"]["lenet"]["sha256"] == features.lenet(data, torch.device("cpu"))[1]["sha256"]
+    assert m["metrics"]["extractors"]["lenet"]["sha256"] == extractors.lenet(data, torch.device("cpu"))[1]["sha256"]
     assert m["metrics"]["objective"] == METRIC and METRIC in m["metrics"]["protocol"]
     assert m["storage"] == {"kind": "sqlite", "optuna_study": "tiny:wgan"}
     assert set(m["files"]) == {"config.json", "metrics.jsonl", "samples.png", "checkpoints/g-0000005.pt", "checkpoints/g-0000010.pt"}
@@ -237,7 +238,7 @@ def _trials(url: str) -> dict:
 def test_export_then_import_reproduces_the_study(study, tmp_path, monkeypatch, capsys):
     import tarfile
 
-    from bench.archive import study_files
+    from bench.study.archive import study_files
     from bench.config import load_study
 
     archive = tmp_path / "moved" / "tiny.tar.gz"
@@ -278,7 +279,8 @@ def test_export_then_import_reproduces_the_study(study, tmp_path, monkeypatch, c
 def test_seed_reruns_are_a_separate_study_of_the_best_configuration(made, study, capsys):
     import optuna
 
-    from bench import seeds, storage
+    from bench.study import seeds
+    from bench import storage
 
     toml = str(made / "tiny.toml")
     assert bench_main(["seeds", toml, "--variant", "wgan", "--seeds", "2"]) == 0

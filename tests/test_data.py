@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench import data, data_synthetic, data_vision
+from bench import data
+from bench.data import synthetic
+from bench.data import vision
 from bench.errors import HarnessError
 
 OFFLINE_SETS = {  # name: (train, test, holdout or None)
@@ -25,7 +27,7 @@ OFFLINE_SETS = {  # name: (train, test, holdout or None)
 def test_registry_entries_are_documented(name):
     spec = data.DATASETS[name]
     assert spec.name == name and spec.doc and len(spec.shape) in (1, 3)
-    assert spec.needs_download == (name in data_vision.SOURCES)
+    assert spec.needs_download == (name in vision.SOURCES)
 
 
 @pytest.mark.parametrize("name", list(OFFLINE_SETS))
@@ -70,12 +72,12 @@ def _released_triangles(n: int, seed: int) -> np.ndarray:
 
 
 def test_triangles_equal_the_released_generator():
-    ours = data_synthetic.generate_triangles(40, seed=3) / 64.0
+    ours = synthetic.generate_triangles(40, seed=3) / 64.0
     np.testing.assert_array_equal(ours, _released_triangles(40, seed=3))
 
 
 def test_triangles_are_dark_centred_and_within_the_scaled_circle():
-    img = data_synthetic.generate_triangles(300, seed=0) / 64.0
+    img = synthetic.generate_triangles(300, seed=0) / 64.0
     assert set(np.unique(img)) <= {k / 64 for k in range(65)} and img.mean() > 0.8  # dark triangles on white
     dark = 1 - img
     area = dark.sum(axis=(1, 2))
@@ -89,9 +91,9 @@ def test_triangles_are_dark_centred_and_within_the_scaled_circle():
 
 
 @pytest.mark.parametrize("make", [
-    lambda seed: data_synthetic.generate_triangles(30, seed),
-    lambda seed: data_synthetic.MIXTURES["ring8"].sample(500, seed)[0],
-    lambda seed: data_synthetic.MIXTURES["grid25"].sample(500, seed)[0],
+    lambda seed: synthetic.generate_triangles(30, seed),
+    lambda seed: synthetic.MIXTURES["ring8"].sample(500, seed)[0],
+    lambda seed: synthetic.MIXTURES["grid25"].sample(500, seed)[0],
 ], ids=["triangles", "ring8", "grid25"])
 def test_generated_sets_identical_for_one_seed_different_for_another(make):
     a, b, c = make(1), make(1), make(2)
@@ -101,7 +103,7 @@ def test_generated_sets_identical_for_one_seed_different_for_another(make):
 
 @pytest.mark.parametrize("name, k, std, radius", [("ring8", 8, 0.02, 2.0), ("grid25", 25, 0.05, None)])
 def test_mixture_geometry(name, k, std, radius):
-    m = data_synthetic.MIXTURES[name]
+    m = synthetic.MIXTURES[name]
     assert len(m.centres) == k and m.std == std
     if radius:
         np.testing.assert_allclose(np.linalg.norm(m.means, axis=1), radius)
@@ -113,7 +115,7 @@ def test_mixture_geometry(name, k, std, radius):
     assert abs(resid.std() - std) < 0.05 * std and np.bincount(y, minlength=k).min() > 0.7 * 20_000 / k
 
 
-@pytest.mark.parametrize("name", list(data_vision.SOURCES))
+@pytest.mark.parametrize("name", list(vision.SOURCES))
 def test_offline_missing_files_give_one_clear_error(name, tmp_path, monkeypatch):
     import torchvision.datasets  # noqa: F401  (its first import is slow; the error path is timed)
 
@@ -123,7 +125,7 @@ def test_offline_missing_files_give_one_clear_error(name, tmp_path, monkeypatch)
         data.DATASETS[name].load(tmp_path)
     msg = str(e.value)
     assert time.perf_counter() - t0 < 5
-    assert msg.startswith(f"dataset {name}:") and str(tmp_path / data_vision.SOURCES[name].folder) in msg
+    assert msg.startswith(f"dataset {name}:") and str(tmp_path / vision.SOURCES[name].folder) in msg
     assert f"bench fetch {name}" in msg and "BENCH_OFFLINE" in msg and "\n" not in msg
 
 
@@ -167,7 +169,7 @@ def test_torchvision_files_on_disk_are_read_with_splits_apart(name, folder, tmp_
 def test_celeba_crop_and_tf1_bilinear_resize_by_hand():
     rows, cols = torch.meshgrid(torch.arange(218.0), torch.arange(178.0), indexing="ij")
     image = torch.stack([rows, cols, torch.full_like(rows, 200.0)])  # (3, 218, 178): ramps and a constant
-    out = data_vision.crop_160_resize_64(image)
+    out = vision.crop_160_resize_64(image)
     assert out.shape == (3, 64, 64)
     # crop offsets (218-160)//2 = 29 and (178-160)//2 = 9; TF1 bilinear samples source 2.5 * target
     expect = torch.arange(64, dtype=torch.float32) * 2.5
@@ -184,7 +186,7 @@ def test_lazy_images_slice_to_tensors():
         def __getitem__(self, i):
             return torch.full((3, 4, 4), float(i)), 0
 
-    lazy = data_vision.LazyImages(Fake(), (3, 4, 4), "fake")
+    lazy = vision.LazyImages(Fake(), (3, 4, 4), "fake")
     assert lazy.shape == (7, 3, 4, 4) and lazy[2:5].shape == (3, 3, 4, 4) and lazy[6][0, 0, 0] == 6
     d = data.Data("fake", lazy, lazy)
     assert d.shape == (3, 4, 4) and len(d.fingerprint()) == 64
@@ -198,7 +200,7 @@ def test_device_resident_and_streamed_paths_draw_the_same_seeded_batches():
     images = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
     cpu = torch.device("cpu")
     a = _epochs(data.BatchStream(images, 3, seed=5, device=cpu), 6)  # 3 batches per epoch, one image dropped
-    b = _epochs(data.LoaderStream(data_vision.LazyImages(torch.utils.data.TensorDataset(images), (1, 2, 2), "t"), 3, 5, cpu, workers=0), 6)
+    b = _epochs(data.LoaderStream(vision.LazyImages(torch.utils.data.TensorDataset(images), (1, 2, 2), "t"), 3, 5, cpu, workers=0), 6)
     c = _epochs(data.BatchStream(images, 3, seed=6, device=cpu), 6)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bench import records
 from bench.data import DATASETS
-from bench.models import ARCHITECTURES
+from bench.gan.architectures import ARCHITECTURES
 
 from .conftest import run_cli
 

@@ -11,7 +11,10 @@ import torch
 from PIL import Image
 
 from bench import data as data_mod
-from bench import fidelity, metrics, records, reeval
+from bench.metrics import fidelity
+from bench import metrics
+from bench import records
+from bench.trial import reeval
 from bench.config import load_study
 from bench.errors import ConfigError, HarnessError
 

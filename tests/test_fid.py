@@ -9,7 +9,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from bench import fidelity
+from bench.metrics import fidelity
 
 
 def test_frechet_distance_diagonal_closed_form():

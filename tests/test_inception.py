@@ -12,7 +12,9 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from bench import features, fidelity, metrics
+from bench.metrics import extractors
+from bench.metrics import fidelity
+from bench import metrics
 from bench.data import Data
 from bench.errors import HarnessError
 
@@ -42,7 +44,7 @@ def ctx(images, weights, env, monkeypatch):
 
 class U8(Dataset):
     def __init__(self, x: torch.Tensor):
-        self.x = features.to_uint8(x).expand(-1, 3, -1, -1).contiguous()
+        self.x = extractors.to_uint8(x).expand(-1, 3, -1, -1).contiguous()
 
     def __len__(self) -> int:
         return len(self.x)

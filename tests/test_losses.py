@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from bench import losses, penalties
-from bench.variants import VARIANTS
+from bench.gan import losses
+from bench.gan import penalties
+from bench.gan.variants import VARIANTS
 
 REAL = torch.tensor([0.0, 2.0])
 FAKE = torch.tensor([-1.0, 1.0])

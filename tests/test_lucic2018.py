@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench import plan
+from bench.study import plan
 from bench.config import load_study
 from bench.metrics import METRICS
 

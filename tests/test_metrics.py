@@ -16,7 +16,10 @@ import pytest
 import torch
 
 from bench import data as data_mod
-from bench import features, fidelity, metrics, records
+from bench.metrics import extractors
+from bench.metrics import fidelity
+from bench import metrics
+from bench import records
 from bench.config import parse_study
 from bench.data import Data
 from bench.errors import ConfigError
@@ -48,8 +51,8 @@ def test_metrics_must_fit_the_dataset():
     assert not metrics.METRICS["fid_inception_10k_test"].supports("ring8")  # images only
 
 
-def _ext(name="x", sha="s" * 64, pre="uint8", code="c1") -> features.Extractor:
-    return features.Extractor(name, sha, pre, ("f",), run=lambda x: {"f": x.flatten(1).float()[:, :4]}, meta={"code": code})
+def _ext(name="x", sha="s" * 64, pre="uint8", code="c1") -> extractors.Extractor:
+    return extractors.Extractor(name, sha, pre, ("f",), run=lambda x: {"f": x.flatten(1).float()[:, :4]}, meta={"code": code})
 
 
 BASE = dict(data=Data("d", torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)), ext=_ext(), split="test", count=4)
@@ -87,7 +90,7 @@ CONCURRENT = textwrap.dedent("""
     g = torch.Generator().manual_seed(0)
     data = Data("race", torch.rand(8, 1, 4, 4, generator=g), torch.rand(64, 1, 4, 4, generator=g))
     w = torch.randn(16, 5, generator=g)
-    ext = features.Extractor("lin", "0" * 64, "uint8", ("f",), run=lambda x: {"f": (x.flatten(1).float() / 255) @ w})
+    ext = extractors.Extractor("lin", "0" * 64, "uint8", ("f",), run=lambda x: {"f": (x.flatten(1).float() / 255) @ w})
     ctx = metrics.MetricContext(data, torch.device("cpu"), batch_size=16)
     while not go.exists():
         time.sleep(0.01)
@@ -126,7 +129,7 @@ def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_do
 
     class U8(torch.utils.data.Dataset):
         def __init__(self, x):
-            self.x = features.to_uint8(x)
+            self.x = extractors.to_uint8(x)
 
         def __len__(self):
             return len(self.x)
@@ -142,7 +145,7 @@ def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_do
         ctx.batch_size = bs
         ctx.begin()
         assert metrics.fid("lenet", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
-    # The training split of the same digits is close to the test split in these features.
+    # The training split of the same digits is close to the test split in these extractors.
     assert 0 < ours < 10
 
 
@@ -153,8 +156,8 @@ def _tiny_cfg(**over):
 
 
 def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
-    from bench import train
-    from bench.variants import VARIANTS
+    from bench.trial import train
+    from bench.gan.variants import VARIANTS
 
     cfg = _tiny_cfg(steps=5, checkpoint_every=5)
     monkeypatch.setattr(train, "generate", lambda G, z, bs, mode: torch.full((len(z), 1, 28, 28), math.nan))
@@ -168,8 +171,8 @@ def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
 
 
 def test_extra_values_and_extractors_are_recorded_with_every_evaluation(env, tmp_path):
-    from bench import train
-    from bench.variants import VARIANTS
+    from bench.trial import train
+    from bench.gan.variants import VARIANTS
 
     cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["fid_lenet_digits5k_1k_test", "prc_lenet_digits5k_1k_test"]')
     hp = dict(VARIANTS["ns_gan"].defaults)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from bench import config, records
+from bench import config
+from bench import records
 from bench.data import load
-from bench.data_synthetic import MIXTURES
+from bench.data.synthetic import MIXTURES
 from bench.errors import ConfigError
 from bench.metrics import METRICS, MetricContext, sliced_wasserstein
 

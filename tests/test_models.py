@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.models import ARCHITECTURES
+from bench.gan.architectures import ARCHITECTURES
 
 
 def conv(k: int, cin: int, cout: int) -> int:  # a k x k (de)convolution with bias

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 import bench
-from bench import speed, train
+from bench.trial import speed
+from bench.trial import train
 from bench.config import load_study, parse_study
 from bench.errors import ConfigError
-from bench.variants import VARIANTS
+from bench.gan.variants import VARIANTS
 
 BENCH_DIR = str(Path(bench.__file__).resolve().parent)
 READBACKS = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__")

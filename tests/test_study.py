@@ -90,7 +90,7 @@ def test_cli_errors_are_one_line(env, args, code, words):
 def test_seeded_random_sampler_is_worker_and_resume_independent(tmp_path):
     import optuna
 
-    from bench.samplers import TrialSeededRandomSampler
+    from bench.search.samplers import TrialSeededRandomSampler
 
     def draws(n_first: int) -> list[float]:
         storage = f"sqlite:///{tmp_path}/s{n_first}.db"

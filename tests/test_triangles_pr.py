@@ -10,8 +10,8 @@ import math
 import pytest
 import torch
 
-from bench import data_synthetic
-from bench import triangles_pr as T
+from bench.data import synthetic
+from bench.metrics import triangles_pr as T
 from bench.data import Data
 from bench.metrics import METRICS, MetricContext
 
@@ -33,7 +33,7 @@ def to_pixels(v: torch.Tensor) -> torch.Tensor:
 
 def dataset_triangles(n: int, seed: int) -> torch.Tensor:
     """(n, 1, 28, 28) as the `triangles` dataset draws them: dark triangles on a light ground."""
-    return torch.from_numpy(data_synthetic.generate_triangles(n, seed=seed) / 64.0).float().view(n, 1, 28, 28)
+    return torch.from_numpy(synthetic.generate_triangles(n, seed=seed) / 64.0).float().view(n, 1, 28, 28)
 
 
 def drawing_generator(z: torch.Tensor) -> torch.Tensor:

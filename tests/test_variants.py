@@ -13,12 +13,15 @@ import pytest
 import torch
 from torch import nn
 
-from bench import d_options, losses, records, steps
+from bench.gan import d_options
+from bench.gan import losses
+from bench import records
+from bench.gan import steps
 from bench.data import load
-from bench.data_synthetic import MIXTURES
-from bench.models import ARCHITECTURES
-from bench.train import build_nets, train_step
-from bench.variants import VARIANTS, normal_latent
+from bench.data.synthetic import MIXTURES
+from bench.gan.architectures import ARCHITECTURES
+from bench.trial.train import build_nets, train_step
+from bench.gan.variants import VARIANTS, normal_latent
 
 from .conftest import run_cli
 

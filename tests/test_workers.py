@@ -19,7 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bench import budget as B
+from bench.study import budget as B
 from bench import storage
 
 from .conftest import ROOT, run_cli
@@ -189,9 +189,10 @@ def test_local_workers_stop_on_ctrl_c_and_the_rerun_resumes(env, tiny_study, tmp
 def test_a_pruned_trial_is_recorded_as_pruned(env, tiny_study, tmp_path, monkeypatch):
     """Successive halving: an earlier trial reached FID 0 at the first checkpoint, so a real
     trial (FID > 0) is stopped there and recorded as pruned, with the steps it spent."""
-    from bench import report, runner
+    from bench import report
+    from bench.study import runner
     from bench.config import load_study
-    from bench.variants import VARIANTS
+    from bench.gan.variants import VARIANTS
 
     path = tiny_study(name="prune", trials=2, steps=10, checkpoint_every=5, sampler="random")
     path.write_text(path.read_text().replace('sampler = "random"', 'sampler = "random"\npruner = "successive_halving"'))

@@ -10,8 +10,8 @@ import time
 
 import torch
 
-from .. import records
-from . import load_all
+from bench import records
+from bench.benchmarks import load_all
 
 
 def main(argv: list[str] | None = None) -> int:

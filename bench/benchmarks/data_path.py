@@ -27,10 +27,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import data as data_mod
-from ..models import ARCHITECTURES
-from . import benchmark
-from .timing import median, ratio, side_by_side
+from bench import data as data_mod
+from bench.gan.architectures import ARCHITECTURES
+from bench.benchmarks import benchmark
+from bench.benchmarks.timing import median, ratio, side_by_side
 
 WORKERS = 2
 BATCH, Z_DIM, WIDTH = 64, 64, 1.0

@@ -24,16 +24,18 @@ from typing import Any
 
 import torch
 
-from .. import data as data_mod
-from .. import features, fidelity, metrics
-from ..data import Data
-from . import benchmark
-from .timing import median, ratio, side_by_side, timed
+from bench import data as data_mod
+from bench.metrics import extractors
+from bench.metrics import fidelity
+from bench import metrics
+from bench.data import Data
+from bench.benchmarks import benchmark
+from bench.benchmarks.timing import median, ratio, side_by_side, timed
 
 
 class _U8(torch.utils.data.Dataset):
     def __init__(self, x: torch.Tensor, rgb: bool):
-        x = features.to_uint8(x)
+        x = extractors.to_uint8(x)
         self.x = x.expand(-1, 3, -1, -1).contiguous() if rgb and x.shape[1] == 1 else x
 
     def __len__(self) -> int:

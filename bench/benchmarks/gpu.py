@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
-from .. import records
-from ..config import load_study
-from ..models import ARCHITECTURES
-from . import loop, packing
+from bench import records
+from bench.config import load_study
+from bench.gan.architectures import ARCHITECTURES
+from bench.benchmarks import loop
+from bench.benchmarks import packing
 
 GPU_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {
     "default": ({}, None),
@@ -96,9 +97,10 @@ def measure_fid(device: torch.device, smoke: bool) -> dict[str, Any]:
     """(c) one 10k-sample Inception FID: the harness's path / torch-fidelity's calculate_metrics (fid_path.py),
     with random Inception weights of the real structure and random stand-in images (the time
     depends on neither)."""
-    from .. import fidelity, metrics
-    from ..data import Data
-    from .fid_path import _compare
+    from bench.metrics import fidelity
+    from bench import metrics
+    from bench.data import Data
+    from bench.benchmarks.fid_path import _compare
 
     n, repeats, batch = (8, 1, 8) if smoke else (10_000, 3, 500)
     g = torch.Generator().manual_seed(0)

@@ -29,13 +29,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .. import data as data_mod
-from .. import speed, train
-from ..config import load_study
-from ..models import ARCHITECTURES
-from ..variants import VARIANTS
-from . import benchmark
-from .timing import median, ratio, side_by_side
+from bench import data as data_mod
+from bench.trial import speed
+from bench.trial import train
+from bench.config import load_study
+from bench.gan.architectures import ARCHITECTURES
+from bench.gan.variants import VARIANTS
+from bench.benchmarks import benchmark
+from bench.benchmarks.timing import median, ratio, side_by_side
 
 
 def sync(device: torch.device) -> None:

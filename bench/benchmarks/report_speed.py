@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import benchmark
-from .timing import median, side_by_side
+from bench.benchmarks import benchmark
+from bench.benchmarks.timing import median, side_by_side
 
 
 def _cpu() -> float:
@@ -34,8 +34,9 @@ def _cpu() -> float:
 
 @benchmark("report_10k")
 def report_10k(quick: bool) -> dict[str, Any]:
-    from .. import storage
-    from ..report import synthetic, write_report
+    from bench import storage
+    from bench.report import write_report
+    from bench.report import synthetic
 
     per_variant = 500 if quick else 2500
     repeats = 1 if quick else 3

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from .. import train
-from ..variants import VARIANTS
-from . import benchmark
-from .timing import median, side_by_side
+from bench.trial import train
+from bench.gan.variants import VARIANTS
+from bench.benchmarks import benchmark
+from bench.benchmarks.timing import median, side_by_side
 
 SHAPE, BATCH, Z_DIM = (1, 28, 28), 64, 64
 

@@ -20,11 +20,14 @@ Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Ma
 
 from __future__ import annotations
 
-from . import figures, sensitivity, stats, tables
-from .build import Report, build, draw, write, write_report
-from .tidy import SCORED, STATES, check_scored, load, load_phases, per_trial, scores, study_name
-from .stats import bootstrap_expected_min, budget_curves, compare, expected_min, holm
-from .tables import TABLE2, seeds_table, summarize, summary_table
+from bench.report import figures
+from bench.report import sensitivity
+from bench.report import stats
+from bench.report import tables
+from bench.report.build import Report, build, draw, write, write_report
+from bench.report.tidy import SCORED, STATES, check_scored, load, load_phases, per_trial, scores, study_name
+from bench.report.stats import bootstrap_expected_min, budget_curves, compare, expected_min, holm
+from bench.report.tables import TABLE2, seeds_table, summarize, summary_table
 
 __all__ = [
     "Report", "build", "draw", "study_name", "write", "write_report", "load", "load_phases", "per_trial", "seeds_table", "scores", "check_scored",

@@ -18,11 +18,13 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import records
-from . import figures, sensitivity, stats
-from .document import render_html, render_markdown
-from .tidy import check_scored, load_phases, per_trial, scores, study_name
-from .tables import seeds_table, summary_table
+from bench import records
+from bench.report import figures
+from bench.report import sensitivity
+from bench.report import stats
+from bench.report.document import render_html, render_markdown
+from bench.report.tidy import check_scored, load_phases, per_trial, scores, study_name
+from bench.report.tables import seeds_table, summary_table
 
 
 @dataclass
@@ -145,7 +147,7 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
 
 
 def _notebook_job(out_dir: Path, source: str, result: dict[str, Any]) -> None:
-    from .notebook import execute_notebook
+    from bench.report.notebook import execute_notebook
 
     clock = time.perf_counter()
     try:

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .tidy import SCORED
-from .stats import comparison_budgets
-from .tables import PAPER_NOTE, fmt
+from bench.report.tidy import SCORED
+from bench.report.stats import comparison_budgets
+from bench.report.tables import PAPER_NOTE, fmt
 
 if TYPE_CHECKING:
-    from .build import Report
+    from bench.report.build import Report
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
 

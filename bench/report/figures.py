@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import records
+from bench import records
 
 MAX_POINTS = 1500  # jittered points drawn per variant; the box and violin always use every run
 

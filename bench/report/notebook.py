@@ -11,8 +11,8 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from .. import records
-from ..errors import HarnessError
+from bench import records
+from bench.errors import HarnessError
 
 TEMPLATE = "report.ipynb"
 TIMEOUT_S = 600

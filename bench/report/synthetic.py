@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import StudyConfig
+from bench.config import StudyConfig
 
 LR = '{"name": "FloatDistribution", "attributes": {"step": null, "low": 0.0001, "high": 0.001, "log": true}}'
 BN = '{"name": "CategoricalDistribution", "attributes": {"choices": [true, false]}}'
@@ -88,7 +88,7 @@ def write_sqlite(url: str, exported: list[dict[str, Any]]) -> None:
     from optuna.distributions import json_to_distribution
     from sqlalchemy import text
 
-    from .. import storage
+    from bench import storage
 
     st = storage.open_storage(url, heartbeat=False)
     now = datetime.datetime(2026, 1, 1)
@@ -130,7 +130,7 @@ def write_sqlite(url: str, exported: list[dict[str, Any]]) -> None:
 
 def check_sqlite(url: str, exported: list[dict[str, Any]], every: int = 500) -> None:
     """Read every `every`-th trial back through Optuna's public API; raise if it differs."""
-    from .. import storage
+    from bench import storage
 
     st = storage.open_storage(url, heartbeat=False)
     for s in exported:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tidy import BUDGET, SCORED, per_trial
+from bench.report.tidy import BUDGET, SCORED, per_trial
 
 # Table 2 of Lucic et al. 2018: best FID, mean ± std over 50 reruns of each model's best setting
 # (Inception FID, 10k test images). Keys are this harness's dataset and variant names.

@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .. import records, storage
-from ..errors import ConfigError, HarnessError
+from bench import records
+from bench import storage
+from bench.errors import ConfigError, HarnessError
 
 STATES = ("complete", "pruned", "diverged", "failed", "running", "lost")
 SCORED = ("complete", "pruned", "diverged")  # states whose best checkpoint is a score of the run
@@ -47,11 +48,11 @@ ID_COLUMNS = ["study", "dataset", "variant", "sampler", "pruner", "space", "tria
 def resolve(source: Any, storage_url: str | None = None) -> tuple[str, str | None, Path | None]:
     """(storage URL, study name or None, results folder or None) for a study name, a .toml path,
     a results folder (holding optuna.db), a storage URL, or a StudyConfig."""
-    from ..config import StudyConfig
+    from bench.config import StudyConfig
 
     if isinstance(source, StudyConfig) or (isinstance(source, str) and "://" not in source and not Path(source).is_dir()):
-        from ..config import load_study
-        from ..runner import resolve_storage_url  # the runner owns the precedence of storage URLs
+        from bench.config import load_study
+        from bench.study.runner import resolve_storage_url  # the runner owns the precedence of storage URLs
 
         cfg = source if isinstance(source, StudyConfig) else load_study(source)
         url = resolve_storage_url(cfg, storage_url, create=False)  # a report never creates a study folder (issue #10)

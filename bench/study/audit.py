@@ -25,9 +25,11 @@ from typing import Any, Callable
 
 import optuna
 
-from . import manifest, records, storage
-from .config import NAME_RE, load_study, parse_study
-from .errors import ConfigError, HarnessError
+from bench.trial import manifest
+from bench import records
+from bench import storage
+from bench.config import NAME_RE, load_study, parse_study
+from bench.errors import ConfigError, HarnessError
 
 PHASES = {  # phase -> (Optuna study-name suffix, trial folder)
     "search": ("", records.trial_dir),
@@ -89,7 +91,7 @@ def resolve_study(study: str, storage_url: str | None) -> tuple[str, str]:
     (e.g. one brought in by `bench import`) works too."""
     import os
 
-    from .runner import resolve_storage_url
+    from bench.study.runner import resolve_storage_url
 
     try:
         cfg = load_study(study)
@@ -215,9 +217,9 @@ def compare_logs(recorded: list[dict[str, Any]], rerun: list[dict[str, Any]], to
 
 def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_spec: str | None, scratch: Path,
                 log: Callable[[str], None]) -> TrialAudit:
-    from .runner import optuna_study_name
-    from .train import resolve_device, run_trial
-    from .variants import VARIANTS
+    from bench.study.runner import optuna_study_name
+    from bench.trial.train import resolve_device, run_trial
+    from bench.gan.variants import VARIANTS
 
     a = TrialAudit(ref)
     tdir = ref.folder

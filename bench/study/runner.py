@@ -34,14 +34,17 @@ from typing import Any, Callable
 import optuna
 import torch
 
-from . import budget as budget_mod
-from . import manifest, records, space, storage
-from .budget import Budget
-from .config import StudyConfig
-from .errors import ConfigError, HarnessError
-from .samplers import PRUNERS, SAMPLERS
-from .train import resolve_device, run_trial, trial_seeds
-from .variants import VARIANTS, Variant
+from bench.study import budget as budget_mod
+from bench.trial import manifest
+from bench import records
+from bench.search import space
+from bench import storage
+from bench.study.budget import Budget
+from bench.config import StudyConfig
+from bench.errors import ConfigError, HarnessError
+from bench.search.samplers import PRUNERS, SAMPLERS
+from bench.trial.train import resolve_device, run_trial, trial_seeds
+from bench.gan.variants import VARIANTS, Variant
 
 # Failed (and given-back) trials are recorded (the `error` attribute, the traceback in metrics.jsonl)
 # and reported in one line by run_worker; Optuna's own traceback for them shows only with `bench --debug`.

@@ -36,8 +36,11 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from . import d_options, losses, penalties, steps
-from .space import Choice, Fixed, Float, Space
+from bench.gan import d_options
+from bench.gan import losses
+from bench.gan import penalties
+from bench.gan import steps
+from bench.search.space import Choice, Fixed, Float, Space
 
 # Shared by every variant: the optimizer and D's batch norm (PROTOCOL.md, "Hyperparameter search").
 COMMON_WIDE: dict = {
@@ -101,7 +104,7 @@ class Variant:
         """The network that plays D for this variant, with its D options applied."""
         D = D_ROLES[self.d_role](arch, shape, width, bool(hp["d_batchnorm"]), z_dim)
         if D is None:
-            from .errors import ConfigError
+            from bench.errors import ConfigError
 
             raise ConfigError(f"variant {self.name!r} needs an {self.d_role} but architecture {arch.name!r} has none")
         for option in self.d_options:

@@ -26,15 +26,18 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from . import data as data_mod
-from . import manifest, preview, records, speed
-from .config import StudyConfig
-from .errors import Diverged
-from .metrics import METRICS, MetricContext, compute_metrics, extractor_provenance, provenance
-from .models import ARCHITECTURES
-from .samplers import derive_seed
-from .steps import Nets
-from .variants import Variant
+from bench import data as data_mod
+from bench.trial import manifest
+from bench.trial import preview
+from bench import records
+from bench.trial import speed
+from bench.config import StudyConfig
+from bench.errors import Diverged
+from bench.metrics import METRICS, MetricContext, compute_metrics, extractor_provenance, provenance
+from bench.gan.architectures import ARCHITECTURES
+from bench.search.samplers import derive_seed
+from bench.gan.steps import Nets
+from bench.gan.variants import Variant
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -42,7 +45,7 @@ def resolve_device(spec: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        from .errors import ConfigError
+        from bench.errors import ConfigError
 
         raise ConfigError(f"device {spec!r} was asked for but no CUDA device is available here; use 'auto' or 'cpu'")
     return dev
@@ -117,7 +120,7 @@ def generate(G: torch.nn.Module, z: torch.Tensor, batch_size: int, mode: str) ->
 def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.Tensor,
              metrics: list[str] | None = None) -> tuple[dict[str, float], torch.Tensor]:
     """Every metric on images from the fixed z; metrics that invert G get it in the same BN mode."""
-    from .triangles_pr import generator_fn
+    from bench.metrics.triangles_pr import generator_fn
 
     names = list(metrics or cfg.eval.metrics)
     images = generate(G, z, cfg.eval.batch_size, cfg.eval.generator_mode)

@@ -27,10 +27,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from . import losses
+from bench.gan import losses
 
 if TYPE_CHECKING:
-    from .variants import Variant
+    from bench.gan.variants import Variant
 
 Terms = dict[str, torch.Tensor]
 

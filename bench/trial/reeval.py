@@ -27,11 +27,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import data as data_mod
-from . import features, fidelity, records
-from .config import StudyConfig
-from .errors import ConfigError, HarnessError
-from .metrics import METRICS, extract, provenance
+from bench import data as data_mod
+from bench.metrics import extractors
+from bench.metrics import fidelity
+from bench import records
+from bench.config import StudyConfig
+from bench.errors import ConfigError, HarnessError
+from bench.metrics import METRICS, extract, provenance
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -55,8 +57,8 @@ def logged(log: Path, names: list[str]) -> set[tuple[int, str]]:
 def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_spec: str | None = None,
                again: bool = False, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Evaluate `names` on every saved checkpoint of the variants' trials; returns the appended records."""
-    from .models import ARCHITECTURES
-    from .train import data_root, evaluate, fixed_z, metric_context, resolve_device
+    from bench.gan.architectures import ARCHITECTURES
+    from bench.trial.train import data_root, evaluate, fixed_z, metric_context, resolve_device
 
     unknown = [n for n in names if n not in METRICS]
     if unknown:
@@ -99,15 +101,15 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
 # ---------------------------------------------------------------- bench fid
 
 
-def extractor_for(name: str, device: torch.device, weights: str = "") -> features.Extractor:
+def extractor_for(name: str, device: torch.device, weights: str = "") -> extractors.Extractor:
     """`inception` (torch-fidelity's inception-v3-compat) or `lenet-DATASET` (the cached domain classifier)."""
     if name == "inception":
-        return features.inception_extractor(fidelity.resolve_inception_weights(weights), device)
+        return extractors.inception_extractor(fidelity.resolve_inception_weights(weights), device)
     if name.startswith("lenet-"):
         dataset = name[len("lenet-"):]
         if dataset not in data_mod.DATASETS:
             raise ConfigError(f"--features {name!r}: no dataset {dataset!r}; expected lenet-<one of {', '.join(data_mod.DATASETS)}>")
-        return features.lenet_extractor(data_mod.load(dataset, data_mod.resolve_root("")), device)
+        return extractors.lenet_extractor(data_mod.load(dataset, data_mod.resolve_root("")), device)
     raise ConfigError(f"--features {name!r}: expected 'inception' or 'lenet-<dataset>' (e.g. lenet-digits5k)")
 
 
@@ -129,7 +131,7 @@ def load_folder(folder: Path, grey: bool) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays))
 
 
-def statistics_of(source: Path, ext: features.Extractor, device: torch.device, batch_size: int) -> tuple[dict[str, np.ndarray], str]:
+def statistics_of(source: Path, ext: extractors.Extractor, device: torch.device, batch_size: int) -> tuple[dict[str, np.ndarray], str]:
     """(mu, sigma) of a folder or a saved `.npz`, and a one-line description."""
     if source.is_dir():
         images = load_folder(source, grey=ext.name.startswith("lenet"))
@@ -152,7 +154,7 @@ def statistics_of(source: Path, ext: features.Extractor, device: torch.device, b
     raise HarnessError(f"{source}: expected a folder of images or a .npz file with mu and sigma")
 
 
-def save_stats(path: Path, stats: dict[str, np.ndarray], ext: features.Extractor, count: int | None) -> None:
+def save_stats(path: Path, stats: dict[str, np.ndarray], ext: extractors.Extractor, count: int | None) -> None:
     buf = io.BytesIO()
     meta = json.dumps({**ext.provenance(), "count": count})
     np.savez(buf, mu=stats["mu"], sigma=stats["sigma"], meta=np.array(meta))
@@ -161,7 +163,7 @@ def save_stats(path: Path, stats: dict[str, np.ndarray], ext: features.Extractor
 
 def fid_between(a: Path, b: Path, features_name: str = "inception", device_spec: str = "auto", batch_size: int = 200,
                 weights: str = "", save: Path | None = None) -> dict[str, Any]:
-    from .train import resolve_device
+    from bench.trial.train import resolve_device
 
     device = resolve_device(device_spec)
     ext = extractor_for(features_name, device, weights)

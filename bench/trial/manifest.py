@@ -33,7 +33,9 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from . import records, speed, storage
+from bench import records
+from bench.trial import speed
+from bench import storage
 
 SCHEMA = "bench-manifest/1"
 # Packages whose versions can change a number (or the reading of one); the harness itself last.
@@ -208,9 +210,9 @@ def build(cfg: Any, variant: str, number: int, hp: Mapping[str, Any], seeds: Map
 
     It applies the trial's deterministic setting first, so the state it records is the one the
     trial runs under (training applies it again when it seeds)."""
-    from . import data as data_mod
-    from .metrics import METRICS
-    from .train import data_root
+    from bench import data as data_mod
+    from bench.metrics import METRICS
+    from bench.trial.train import data_root
 
     set_deterministic(cfg.train.deterministic)
     data = data_mod.load(cfg.data.dataset, data_root(cfg))

@@ -285,7 +285,7 @@ def generator_fn(G: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], torc
 
 
 def _register() -> None:
-    from .metrics import Metric, register
+    from bench.metrics import Metric, register
 
     full = dict(restarts=3, invert_steps=300, fit_steps=100)
     quick = dict(restarts=2, invert_steps=100, fit_steps=100)

@@ -31,8 +31,9 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-from . import fidelity, records
-from .data import Data
+from bench.metrics import fidelity
+from bench import records
+from bench.data import Data
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torch_fidelity.metric_prc import KEY_METRIC_F_SCORE, KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor
 
-from .errors import HarnessError
+from bench.errors import HarnessError
 
 __all__ = [
     "statistics", "frechet_distance", "kid", "inception_score", "precision_recall", "inception",
@@ -165,7 +165,7 @@ def inception(weights: Path, device: torch.device, internal_dtype: torch.dtype =
     `load_state_dict`), returning the INCEPTION_LAYERS for a (B, 3, H, W) uint8 batch.
 
     A file of the wrong structure raises HarnessError naming it."""
-    from . import records
+    from bench import records
 
     # torch-fidelity loads the file with weights_only=False, which would run code a file carries:
     # load it safely first, so only a file of plain tensors ever reaches that load (issue #10).

@@ -7,7 +7,7 @@
     is_inception_10k            Inception Score over all 10,000 generated images, one split (PROTOCOL.md)
     prc_inception_10k_test      improved precision/recall (k = 3) in pool3 features; value = F-score
     fid_lenet_digits5k_1k_test  offline FID: 1,000 vs the 1,000 digits5k test images in the 128-d
-                                features of a LeNet trained on the train split (features.py)
+                                features of a LeNet trained on the train split (extractors.py)
     kid_/prc_lenet_digits5k_1k_test   KID (100 subsets of 500) and precision/recall in those features
     triangles_prf_1k_test       precision, recall and F1 on `triangles` (triangles_pr.py)
 
@@ -35,9 +35,11 @@ import numpy as np
 import torch
 from filelock import FileLock
 
-from . import features, fidelity, records
-from .data import Data
-from .features import Extractor, to_uint8
+from bench.metrics import extractors
+from bench.metrics import fidelity
+from bench import records
+from bench.data import Data
+from bench.metrics.extractors import Extractor, to_uint8
 
 
 @dataclass
@@ -58,16 +60,16 @@ class MetricContext:
         return self._memo[key]
 
     def begin(self, generator: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
-        """Start evaluating a new checkpoint: forget the last one's features."""
+        """Start evaluating a new checkpoint: forget the last one's extractors."""
         self._features.clear()
         self.generator = generator
 
     def extractor(self, kind: str) -> Extractor:
         if kind == "inception":
-            return self.memo("x:inception", lambda: features.inception_extractor(
+            return self.memo("x:inception", lambda: extractors.inception_extractor(
                 fidelity.resolve_inception_weights(self.inception_weights), self.device))
         if kind == "lenet":
-            return self.memo("x:lenet", lambda: features.lenet_extractor(self.data, self.device))
+            return self.memo("x:lenet", lambda: extractors.lenet_extractor(self.data, self.device))
         raise KeyError(kind)
 
     def features(self, ext: Extractor, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -94,7 +96,7 @@ class Metric:
 
     def supports(self, dataset: str) -> bool:
         if self.datasets is None:  # any dataset of images (C, H, W), not the 2-D point sets
-            from .data import DATASETS
+            from bench.data import DATASETS
 
             return dataset in DATASETS and len(DATASETS[dataset].shape) == 3
         return dataset in self.datasets
@@ -312,7 +314,7 @@ SLICES = 128
 
 def _mixture_assign(name: str, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(nearest mode index, whether within 3 std of it) for each (N, 2) point."""
-    from .data_synthetic import MIXTURES
+    from bench.data.synthetic import MIXTURES
 
     m = MIXTURES[name]
     d = torch.cdist(points.detach().double().cpu(), torch.from_numpy(m.means))  # (N, K)
@@ -322,7 +324,7 @@ def _mixture_assign(name: str, points: torch.Tensor) -> tuple[torch.Tensor, torc
 
 def mixture_modes(name: str, count: int) -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
     def compute(ctx: MetricContext, points: torch.Tensor) -> dict[str, float]:
-        from .data_synthetic import MIXTURES
+        from bench.data.synthetic import MIXTURES
 
         points = points[:count]
         if not torch.isfinite(points).all():
@@ -385,4 +387,4 @@ for _mix in ("ring8", "grid25"):
         num_samples=10_000, compute=mixture_hq_fraction(_mix, 10_000), datasets=(_mix,), lower_is_better=False))
 
 
-from . import triangles_pr  # noqa: E402,F401  (registers the triangles metrics)
+from bench.metrics import triangles_pr  # noqa: E402,F401  (registers the triangles metrics)

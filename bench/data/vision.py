@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from .errors import HarnessError
+from bench.errors import HarnessError
 
 OFFLINE_ENV = "BENCH_OFFLINE"
 DOWNLOAD_TIMEOUT_S = 20.0
@@ -179,7 +179,7 @@ def _celeba_split(root: Path, split: str) -> LazyImages:
 
 def load(name: str, root: Path):
     """The Data of a torchvision dataset (imports data.py lazily: it imports this module lazily)."""
-    from .data import Data
+    from bench.data import Data
 
     where = str(root / SOURCES[name].folder)
     if name == "celeba":

@@ -27,9 +27,11 @@ from typing import Any, Callable
 
 import optuna
 
-from . import manifest, records, storage
-from .config import NAME_RE
-from .errors import ConfigError, HarnessError
+from bench.trial import manifest
+from bench import records
+from bench import storage
+from bench.config import NAME_RE
+from bench.errors import ConfigError, HarnessError
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # copy_study announces every study it creates
 
@@ -74,7 +76,7 @@ def _optuna_studies(name: str, st: Any) -> list[str]:
 
 
 def export_study(study: str, archive: Path, storage_url: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from .audit import resolve_study
+    from bench.study.audit import resolve_study
 
     name, url = resolve_study(study, storage_url)
     src = storage.open_storage(url, heartbeat=False)

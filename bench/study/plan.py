@@ -17,12 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import storage
-from .config import StudyConfig
-from .errors import HarnessError
-from .runner import budget_of
-from .train import resolve_device, run_trial, trial_seeds
-from .variants import VARIANTS
+from bench import storage
+from bench.config import StudyConfig
+from bench.errors import HarnessError
+from bench.study.runner import budget_of
+from bench.trial.train import resolve_device, run_trial, trial_seeds
+from bench.gan.variants import VARIANTS
 
 
 def evaluations_per_trial(cfg: StudyConfig) -> int:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from .models import last_linear
+from bench.gan.architectures import last_linear
 
 DOption = Callable[[nn.Module, Mapping[str, Any]], nn.Module]
 

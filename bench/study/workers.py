@@ -16,7 +16,7 @@ import sys
 import time
 from typing import Callable
 
-from .config import StudyConfig
+from bench.config import StudyConfig
 
 STOP_GRACE_S = 30  # after Ctrl-C, how long workers get to record their trial as interrupted
 
