@@ -82,18 +82,18 @@ def cmd_study(args: argparse.Namespace) -> int:
             raise ConfigError(f"--device {args.device!r} is not allowed; expected {problem}")
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: expected a positive integer")
-    from bench.study import runner
-    from bench.study import workers
+    from bench import storage
     from bench.gan.variants import VARIANTS
+    from bench.study import runner, workers
 
     variants = runner.main_variants(cfg, args.variant)
     runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
     if args.dry_run:
-        from bench.study import plan
         from bench import records
+        from bench.study import plan
 
         try:
-            url = runner.resolve_storage_url(cfg, args.storage, create=False)
+            url = storage.resolve_url(cfg, args.storage, create=False)
             existing = runner.status_lines(cfg, url, variants)
         except HarnessError:  # no results yet: nothing is created by a dry run
             url, existing = args.storage or os.environ.get("BENCH_STORAGE") or cfg.study.storage or records.default_storage_url(cfg.name), []
@@ -102,7 +102,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     if not args.create_only:  # --create-only may run where the data is not (a login node); workers check it
         _check_data(cfg)
-    url = runner.resolve_storage_url(cfg, args.storage)
+    url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():
         for v in variants:
             runner.open_study(cfg, VARIANTS[v], url, create=True)
@@ -130,12 +130,13 @@ def _check_worker_codes(codes: list[int]) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     cfg = _load(args)
+    from bench import storage
     from bench.study import runner
 
     variants = runner.main_variants(cfg, args.variant)
     runner.resolve_device(args.device or cfg.train.device)
     _check_data(cfg)
-    url = runner.resolve_storage_url(cfg, args.storage)
+    url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():
         for v in variants:
             runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress, wait=not args.no_wait)
@@ -146,10 +147,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     import time
 
     cfg = _load(args)
+    from bench import storage
     from bench.study import runner
 
     variants = runner.main_variants(cfg, args.variant)
-    url = runner.resolve_storage_url(cfg, args.storage, create=False)
+    url = storage.resolve_url(cfg, args.storage, create=False)
     shown: list[str] = []
     while True:
         lines = runner.status_lines(cfg, url, variants)
@@ -175,8 +177,7 @@ def _check_data(cfg) -> None:
 def _check_weights(cfg) -> None:
     """Find (or fetch) the Inception weights before any trial when a metric needs them: offline and
     missing, the run stops here with one line, before the storage is touched (issue #10)."""
-    from bench.metrics import fidelity
-    from bench.metrics import METRICS
+    from bench.metrics import METRICS, fidelity
 
     if any(METRICS[m].extractor == "inception" for m in cfg.eval.metrics):
         fidelity.resolve_inception_weights(cfg.eval.inception_weights)
@@ -207,8 +208,7 @@ def _print_summary(cfg, url: str) -> None:
     """Print the per-variant summary; write results/<study>/summary.csv and trials.csv (one row per trial)."""
     import pandas as pd
 
-    from bench import records
-    from bench import report
+    from bench import records, report
 
     frame = report.load(cfg, storage_url=url)
     best = report.per_trial(frame)
@@ -283,12 +283,12 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_seeds(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from bench.study import runner
-    from bench.study import seeds
+    from bench import storage
+    from bench.study import runner, seeds
 
     cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
-    url = runner.resolve_storage_url(cfg, args.storage)
+    url = storage.resolve_url(cfg, args.storage)
     for v in variants:
         seeds.run_seeds(cfg, v, url, args.seeds, args.trial, args.device)
     table, path = seeds.write_tables(cfg, url)
@@ -313,8 +313,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from bench.trial import reeval
     from bench.gan.variants import VARIANTS
+    from bench.trial import reeval
 
     cfg = _load(args)
     if args.variant:

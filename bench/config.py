@@ -39,12 +39,6 @@ def non_negative(v: Any) -> str | None:
     return None if v >= 0 and math.isfinite(v) else "a finite number >= 0"
 
 
-def mask_url(url: str) -> str:
-    """A URL with any password replaced by '***': what records, logs and messages may show."""
-    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: a password may hold '@' or '/'
-    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&\s]*", r"\1***", url)  # libpq's ?password=
-
-
 def one_of(*allowed: Any) -> Callable[[Any], str | None]:
     def check(v: Any) -> str | None:
         return None if v in allowed else "one of " + ", ".join(repr(a) for a in allowed)
@@ -148,7 +142,9 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d.pop("source")
-        d["study"]["storage"] = mask_url(d["study"]["storage"])  # recorded everywhere: never a password
+        from bench.storage import mask  # optuna and sqlalchemy load only when a config is recorded
+
+        d["study"]["storage"] = mask(d["study"]["storage"])  # recorded everywhere: never a password
         return d
 
     def digest(self) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from typing import Any, Callable
 
@@ -30,8 +31,7 @@ import optuna
 import sqlalchemy
 from optuna.storages import RDBStorage
 
-from bench import reconnect
-from bench.config import mask_url
+from bench import reconnect, records
 from bench.errors import ConfigError, HarnessError
 
 HEARTBEAT_S = 30
@@ -57,8 +57,24 @@ def grace_s() -> int:
 
 
 def mask(url: str) -> str:
-    """The URL with any password replaced by '***' (safe for logs, results and reports)."""
-    return mask_url(url)
+    """The URL with any password replaced by '***': what records, logs, messages and reports may show."""
+    url = re.sub(r"(://[^:/@]*:).*@", r"\1***@", url)  # greedy: a password may hold '@' or '/'
+    return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&\s]*", r"\1***", url)  # libpq's ?password=
+
+
+def resolve_url(cfg: Any, cli_url: str | None = None, create: bool = True) -> str:
+    """The storage URL of a study config: --storage, else $BENCH_STORAGE, else `[study] storage`, else the
+    embedded SQLite file under results/<study>/; that folder is made only when `create` (reports never make one)."""
+    url = cli_url or os.environ.get("BENCH_STORAGE") or cfg.study.storage
+    if not url:
+        sdir = records.study_dir(cfg.name)
+        if create:
+            records.ensure_writable(sdir)
+        elif not (sdir / "optuna.db").is_file():
+            raise HarnessError(f"study {cfg.name!r} has no results yet ({sdir / 'optuna.db'} does not exist); "
+                               f"run `bench study {cfg.name} --variant <name>` first, or pass --storage")
+        url = records.default_storage_url(cfg.name)
+    return url
 
 
 def kind(url: str) -> str:

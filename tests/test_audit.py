@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench.trial import manifest
 from bench import records
 from bench.cli import main as bench_main
 from bench.config import parse_study
+from bench.trial import manifest
 
 from .conftest import tiny_study_text
 
@@ -79,8 +79,8 @@ def reseal(tdir, edit) -> None:
 
 
 def test_two_cpu_runs_of_one_trial_are_bit_identical(env, tmp_path):
-    from bench.trial.train import resolve_device, run_trial, trial_seeds
     from bench.gan.variants import VARIANTS
+    from bench.trial.train import resolve_device, run_trial, trial_seeds
 
     cfg = parse_study(tomllib.loads(tiny_text()), "tiny.toml")
     hp = VARIANTS["ns_gan"].defaults
@@ -102,7 +102,8 @@ def test_two_cpu_runs_of_one_trial_are_bit_identical(env, tmp_path):
 
 def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
     """A metric that seeds torch (the extractor trains on first use) must not change training's draws."""
-    from bench.metrics import METRICS, Metric, MetricContext
+    from bench.metrics import METRICS
+    from bench.metrics.base import Metric, MetricContext
     from bench.trial.train import evaluate
 
     def reseeding(ctx, images):
@@ -121,7 +122,6 @@ def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
 def test_manifest_records_how_the_trial_was_made(study):
     from bench import data as data_mod
     from bench.metrics import extractors
-    from bench.trial.train import data_root
 
     tdir = study / "wgan" / "trial-0000"
     m = manifest.read(tdir)
@@ -135,7 +135,7 @@ def test_manifest_records_how_the_trial_was_made(study):
     assert m["device"]["type"] == "cpu" and m["device"]["name"]
     assert m["determinism"]["use_deterministic_algorithms"] is True and m["determinism"]["cublas_workspace_config"] == ":4096:8"
     assert re.fullmatch(r"[0-9a-f]{40}", m["harness"]["git_commit"]) and isinstance(m["harness"]["git_dirty"], bool)
-    data = data_mod.load("digits5k", data_root(parse_study(tomllib.loads(tiny_text()), "tiny.toml")))
+    data = data_mod.load("digits5k", data_mod.resolve_root(parse_study(tomllib.loads(tiny_text()), "tiny.toml").data.root))
     assert m["data"]["fingerprint"] == data.fingerprint()
     assert m["metrics"]["extractors"]["lenet"]["sha256"] == extractors.lenet(data, torch.device("cpu"))[1]["sha256"]
     assert m["metrics"]["objective"] == METRIC and METRIC in m["metrics"]["protocol"]
@@ -238,8 +238,8 @@ def _trials(url: str) -> dict:
 def test_export_then_import_reproduces_the_study(study, tmp_path, monkeypatch, capsys):
     import tarfile
 
-    from bench.study.archive import study_files
     from bench.config import load_study
+    from bench.study.archive import study_files
 
     archive = tmp_path / "moved" / "tiny.tar.gz"
     assert bench_main(["export", "tiny", str(archive)]) == 0
@@ -279,8 +279,8 @@ def test_export_then_import_reproduces_the_study(study, tmp_path, monkeypatch, c
 def test_seed_reruns_are_a_separate_study_of_the_best_configuration(made, study, capsys):
     import optuna
 
-    from bench.study import seeds
     from bench import storage
+    from bench.study import seeds
 
     toml = str(made / "tiny.toml")
     assert bench_main(["seeds", toml, "--variant", "wgan", "--seeds", "2"]) == 0

@@ -9,8 +9,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from bench.study import budget as B
 from bench.search.samplers import PRUNERS, SAMPLERS
+from bench.study import budget as B
 
 
 def trial(number: int, state: TrialState = TrialState.COMPLETE, **ua) -> optuna.trial.FrozenTrial:

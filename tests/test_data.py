@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from bench import data
-from bench.data import synthetic
-from bench.data import vision
+from bench.data import base, stream, synthetic, vision
 from bench.errors import HarnessError
 
 OFFLINE_SETS = {  # name: (train, test, holdout or None)
@@ -188,7 +187,7 @@ def test_lazy_images_slice_to_tensors():
 
     lazy = vision.LazyImages(Fake(), (3, 4, 4), "fake")
     assert lazy.shape == (7, 3, 4, 4) and lazy[2:5].shape == (3, 3, 4, 4) and lazy[6][0, 0, 0] == 6
-    d = data.Data("fake", lazy, lazy)
+    d = base.Data("fake", lazy, lazy)
     assert d.shape == (3, 4, 4) and len(d.fingerprint()) == 64
 
 
@@ -199,14 +198,14 @@ def _epochs(stream, n: int) -> list[torch.Tensor]:
 def test_device_resident_and_streamed_paths_draw_the_same_seeded_batches():
     images = torch.arange(10, dtype=torch.float32).view(10, 1, 1, 1).expand(10, 1, 2, 2).contiguous()
     cpu = torch.device("cpu")
-    a = _epochs(data.BatchStream(images, 3, seed=5, device=cpu), 6)  # 3 batches per epoch, one image dropped
-    b = _epochs(data.LoaderStream(vision.LazyImages(torch.utils.data.TensorDataset(images), (1, 2, 2), "t"), 3, 5, cpu, workers=0), 6)
-    c = _epochs(data.BatchStream(images, 3, seed=6, device=cpu), 6)
+    a = _epochs(stream.BatchStream(images, 3, seed=5, device=cpu), 6)  # 3 batches per epoch, one image dropped
+    b = _epochs(stream.LoaderStream(vision.LazyImages(torch.utils.data.TensorDataset(images), (1, 2, 2), "t"), 3, 5, cpu, workers=0), 6)
+    c = _epochs(stream.BatchStream(images, 3, seed=6, device=cpu), 6)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
     first_epoch = torch.cat(a[:3]).flatten(1)[:, 0]
     assert len(set(first_epoch.tolist())) == 9  # without replacement within an epoch
-    assert data.BatchStream(images, 3, 5, cpu).describe()["first_epoch_sha256"] == data.first_epoch_digest(10, 5)
+    assert stream.BatchStream(images, 3, 5, cpu).describe()["first_epoch_sha256"] == stream.first_epoch_digest(10, 5)
 
 
 def test_resolve_root_prefers_study_file_then_environment(monkeypatch, tmp_path):

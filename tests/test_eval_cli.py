@@ -11,12 +11,11 @@ import torch
 from PIL import Image
 
 from bench import data as data_mod
-from bench.metrics import fidelity
-from bench import metrics
 from bench import records
-from bench.trial import reeval
 from bench.config import load_study
 from bench.errors import ConfigError, HarnessError
+from bench.metrics import base, fidelity
+from bench.trial import reeval
 
 from .conftest import ROOT, run_cli
 
@@ -68,10 +67,10 @@ def test_bench_fid_between_folders_and_saved_statistics(env, tmp_path):
     assert "features: lenet-digits5k" in r.stdout and 0 < value < 100
 
     # The same number in-process, from the tensors the PNGs were written from.
-    ctx = metrics.MetricContext(digits, torch.device("cpu"))
+    ctx = base.MetricContext(digits, torch.device("cpu"))
     ext = ctx.extractor("lenet")
-    fa = metrics.extract(ext, (digits.train[::20][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
-    fb = metrics.extract(ext, (digits.test[::5][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
+    fa = base.extract(ext, (digits.train[::20][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
+    fb = base.extract(ext, (digits.test[::5][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
     assert value == pytest.approx(fidelity.frechet_distance(fidelity.statistics(fa), fidelity.statistics(fb)), rel=1e-5)
 
     # Saved statistics stand in for the folder; statistics of other features are refused by name.

@@ -12,11 +12,10 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from bench.metrics import extractors
-from bench.metrics import fidelity
 from bench import metrics
-from bench.data import Data
+from bench.data.base import Data
 from bench.errors import HarnessError
+from bench.metrics import base, extractors, fidelity, image
 
 N = 6  # images per side
 
@@ -39,7 +38,7 @@ def images():
 def ctx(images, weights, env, monkeypatch):
     monkeypatch.setenv(fidelity.WEIGHTS_ENV, str(weights))
     data = Data("blobs", train=images[1], test=images[1])
-    return metrics.MetricContext(data, torch.device("cpu"), batch_size=N, seed=3)
+    return base.MetricContext(data, torch.device("cpu"), batch_size=N, seed=3)
 
 
 class U8(Dataset):
@@ -98,8 +97,8 @@ def test_foreign_weights_file_is_refused_by_name(tmp_path):
 def test_fid_kid_is_prc_equal_torch_fidelity_and_do_not_depend_on_batch_size(ctx, images, weights):
     gen, real = images
     ours = {}
-    for name, compute in {"fid": metrics.fid("inception", N), "kid": metrics.kid("inception", N, 5, N // 2),
-                          "is": metrics.inception_score(N), "prc": metrics.prc("inception", N)}.items():
+    for name, compute in {"fid": image.fid("inception", N), "kid": image.kid("inception", N, 5, N // 2),
+                          "is": image.inception_score(N), "prc": image.prc("inception", N)}.items():
         ours[name] = compute(ctx, gen)
     theirs = fidelity.calculate_metrics(
         input1=U8(gen), input2=U8(real), fid=True, kid=True, isc=True, prc=True, cuda=False, cache=False, verbose=False,
@@ -123,4 +122,4 @@ def test_fid_kid_is_prc_equal_torch_fidelity_and_do_not_depend_on_batch_size(ctx
     # Independent of the batch size (the reference statistics are reused, the generated side recomputed).
     ctx.batch_size = 4
     ctx.begin()
-    assert metrics.fid("inception", N)(ctx, gen)["value"] == pytest.approx(ours["fid"]["value"], rel=1e-6)
+    assert image.fid("inception", N)(ctx, gen)["value"] == pytest.approx(ours["fid"]["value"], rel=1e-6)

@@ -10,8 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.gan import losses
-from bench.gan import penalties
+from bench.gan import losses, penalties
 from bench.gan.variants import VARIANTS
 
 REAL = torch.tensor([0.0, 2.0])

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bench.study import plan
 from bench.config import load_study
 from bench.metrics import METRICS
+from bench.study import plan
 
 # dataset: (D steps at batch 64, epochs) from PROTOCOL.md; triangles takes MNIST's (the paper gives none)
 PAPER = {"mnist": (15625, 20), "fashion_mnist": (15625, 20), "cifar10": (78125, 100), "celeba": (101250, 40), "triangles": (15625, 20)}

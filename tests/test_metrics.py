@@ -16,13 +16,11 @@ import pytest
 import torch
 
 from bench import data as data_mod
-from bench.metrics import extractors
-from bench.metrics import fidelity
-from bench import metrics
-from bench import records
+from bench import metrics, records
 from bench.config import parse_study
-from bench.data import Data
+from bench.data.base import Data
 from bench.errors import ConfigError
+from bench.metrics import base, extractors, fidelity, image
 
 from .conftest import ROOT, tiny_study_text
 
@@ -37,7 +35,7 @@ def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
     dataset = m.datasets[0] if m.datasets else "digits5k"
     shape = data_mod.DATASETS[dataset].shape
     ref = torch.zeros(m.num_samples, *shape)
-    ctx = metrics.MetricContext(Data(dataset, ref, ref), torch.device("cpu"))
+    ctx = base.MetricContext(Data(dataset, ref, ref), torch.device("cpu"))
     ctx.begin(lambda z: z)
     out = m.compute(ctx, torch.full((m.num_samples, *shape), math.nan))
     assert "value" in out and all(math.isnan(v) for v in out.values())
@@ -69,7 +67,7 @@ BASE = dict(data=Data("d", torch.zeros(4, 1, 2, 2), torch.ones(4, 1, 2, 2)), ext
     ("extractor code", lambda a: {**a, "ext": _ext(code="c2")}),
 ])
 def test_reference_cache_key_changes_with_each_part(part, change):
-    key = lambda a: metrics.stats_key(metrics.stats_key_parts(a["data"], a["ext"], a["split"], a["count"]))  # noqa: E731
+    key = lambda a: base.stats_key(base.stats_key_parts(a["data"], a["ext"], a["split"], a["count"]))  # noqa: E731
     assert key(BASE) == key(dict(BASE))
     assert key(change(BASE)) != key(BASE), part
 
@@ -77,24 +75,24 @@ def test_reference_cache_key_changes_with_each_part(part, change):
 CONCURRENT = textwrap.dedent("""
     import json, sys, time, pathlib, torch
     from bench import features, metrics
-    from bench.data import Data
+    from bench.data.base import Data
     go = pathlib.Path(sys.argv[1])
     calls = pathlib.Path(sys.argv[2])
-    real_extract = metrics.extract
+    real_extract = base.extract
     def counting_extract(*a, **k):
         with open(calls, "a") as f:
             f.write("x\\n")
         time.sleep(0.5)  # hold the lock long enough for the other process to arrive
         return real_extract(*a, **k)
-    metrics.extract = counting_extract
+    base.extract = counting_extract
     g = torch.Generator().manual_seed(0)
     data = Data("race", torch.rand(8, 1, 4, 4, generator=g), torch.rand(64, 1, 4, 4, generator=g))
     w = torch.randn(16, 5, generator=g)
     ext = extractors.Extractor("lin", "0" * 64, "uint8", ("f",), run=lambda x: {"f": (x.flatten(1).float() / 255) @ w})
-    ctx = metrics.MetricContext(data, torch.device("cpu"), batch_size=16)
+    ctx = base.MetricContext(data, torch.device("cpu"), batch_size=16)
     while not go.exists():
         time.sleep(0.01)
-    s = metrics.reference_statistics(ctx, ext, "test", 64)
+    s = base.reference_statistics(ctx, ext, "test", 64)
     print(json.dumps({"mu": s["mu"].tolist(), "sigma": s["sigma"].tolist()}))
 """)
 
@@ -121,9 +119,9 @@ def digits():
 
 
 def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_does_not_matter(env, digits):
-    ctx = metrics.MetricContext(digits, torch.device("cpu"), batch_size=1000)
+    ctx = base.MetricContext(digits, torch.device("cpu"), batch_size=1000)
     gen = digits.train[::4]  # 1,000 training digits of every class (the file is ordered by class)
-    ours = metrics.fid("lenet", 1000)(ctx, gen)["value"]
+    ours = image.fid("lenet", 1000)(ctx, gen)["value"]
     ext = ctx.extractor("lenet")
     name = fidelity.register_with_torch_fidelity("bench-lenet-digits5k", ext.run, ext.layers)
 
@@ -144,7 +142,7 @@ def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_do
     for bs in (7, 333):
         ctx.batch_size = bs
         ctx.begin()
-        assert metrics.fid("lenet", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
+        assert image.fid("lenet", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
     # The training split of the same digits is close to the test split in these extractors.
     assert 0 < ours < 10
 
@@ -156,8 +154,8 @@ def _tiny_cfg(**over):
 
 
 def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
-    from bench.trial import train
     from bench.gan.variants import VARIANTS
+    from bench.trial import train
 
     cfg = _tiny_cfg(steps=5, checkpoint_every=5)
     monkeypatch.setattr(train, "generate", lambda G, z, bs, mode: torch.full((len(z), 1, 28, 28), math.nan))
@@ -171,8 +169,8 @@ def test_nan_samples_give_nan_and_a_diverged_trial(env, monkeypatch, tmp_path):
 
 
 def test_extra_values_and_extractors_are_recorded_with_every_evaluation(env, tmp_path):
-    from bench.trial import train
     from bench.gan.variants import VARIANTS
+    from bench.trial import train
 
     cfg = _tiny_cfg(steps=10, checkpoint_every=5, metrics='["fid_lenet_digits5k_1k_test", "prc_lenet_digits5k_1k_test"]')
     hp = dict(VARIANTS["ns_gan"].defaults)

@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from bench import config
-from bench import records
+from bench import config, records
 from bench.data import load
 from bench.data.synthetic import MIXTURES
 from bench.errors import ConfigError
-from bench.metrics import METRICS, MetricContext, sliced_wasserstein
+from bench.metrics import METRICS
+from bench.metrics.base import MetricContext
+from bench.metrics.mixtures import sliced_wasserstein
 
 from .conftest import run_cli
 

@@ -16,8 +16,7 @@ import optuna
 import pytest
 import sqlalchemy.exc
 
-from bench import reconnect
-from bench import records
+from bench import reconnect, records
 from bench.errors import HarnessError
 
 from .conftest import ROOT, tiny_study_text

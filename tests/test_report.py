@@ -10,11 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import report
-from bench import storage
+from bench import report, storage
 from bench.errors import HarnessError
-from bench.report import stats
-from bench.report import synthetic
+from bench.report import stats, synthetic
 from bench.report.tables import quantiles
 
 from .conftest import run_cli

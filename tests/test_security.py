@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import ast
 import pickle
-from pathlib import Path
 
 import pytest
 import torch
 
 from bench import records
-from bench.config import mask_url
 from bench.errors import ConfigError, HarnessError
+from bench.storage import mask as mask_url
 
 from .conftest import ROOT, run_cli, tiny_study_text
 from .faultkit import Payload

@@ -10,11 +10,10 @@ import pytest
 import torch
 
 import bench
-from bench.trial import speed
-from bench.trial import train
 from bench.config import load_study, parse_study
 from bench.errors import ConfigError
 from bench.gan.variants import VARIANTS
+from bench.trial import speed, train
 
 BENCH_DIR = str(Path(bench.__file__).resolve().parent)
 READBACKS = ("item", "tolist", "numpy", "cpu", "__float__", "__int__", "__bool__")

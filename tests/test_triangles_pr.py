@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from bench.data import synthetic
+from bench.data.base import Data
+from bench.metrics import METRICS
 from bench.metrics import triangles_pr as T
-from bench.data import Data
-from bench.metrics import METRICS, MetricContext
+from bench.metrics.base import MetricContext
 
 
 def triangle_vertices(n: int, seed: int) -> torch.Tensor:

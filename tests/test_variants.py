@@ -13,15 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from bench.gan import d_options
-from bench.gan import losses
 from bench import records
-from bench.gan import steps
 from bench.data import load
 from bench.data.synthetic import MIXTURES
+from bench.gan import d_options, steps
 from bench.gan.architectures import ARCHITECTURES
-from bench.trial.train import build_nets, train_step
 from bench.gan.variants import VARIANTS, normal_latent
+from bench.trial.train import build_nets, train_step
 
 from .conftest import run_cli
 

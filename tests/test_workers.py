@@ -19,8 +19,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from bench.study import budget as B
 from bench import storage
+from bench.study import budget as B
 
 from .conftest import ROOT, run_cli
 
@@ -190,14 +190,14 @@ def test_a_pruned_trial_is_recorded_as_pruned(env, tiny_study, tmp_path, monkeyp
     """Successive halving: an earlier trial reached FID 0 at the first checkpoint, so a real
     trial (FID > 0) is stopped there and recorded as pruned, with the steps it spent."""
     from bench import report
-    from bench.study import runner
     from bench.config import load_study
     from bench.gan.variants import VARIANTS
+    from bench.study import runner
 
     path = tiny_study(name="prune", trials=2, steps=10, checkpoint_every=5, sampler="random")
     path.write_text(path.read_text().replace('sampler = "random"', 'sampler = "random"\npruner = "successive_halving"'))
     cfg = load_study(str(path))
-    url = runner.resolve_storage_url(cfg)
+    url = storage.resolve_url(cfg)
     study = runner.open_study(cfg, VARIANTS["ns_gan"], url, create=True)
     study.add_trial(optuna.trial.create_trial(value=0.0, intermediate_values={5: 0.0, 10: 0.0}, system_attrs={"completed_rung_0": 0.0},
                                               user_attrs={"outcome": "complete", "steps": 10, "seconds": 1.0}))

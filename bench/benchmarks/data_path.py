@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from bench import data as data_mod
-from bench.gan.architectures import ARCHITECTURES
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, ratio, side_by_side
+from bench.data import stream
+from bench.gan.architectures import ARCHITECTURES
 
 WORKERS = 2
 BATCH, Z_DIM, WIDTH = 64, 64, 1.0
@@ -114,12 +115,12 @@ def data_path(quick: bool) -> dict[str, Any]:
             pin_memory=device.type == "cuda", generator=torch.Generator().manual_seed(0))
         batches = _forever(loader)
         from_loader = lambda: next(batches)[0].to(device, non_blocking=True)  # noqa: E731
-        stream = data_mod.BatchStream(d.train, BATCH, seed=0, device=device)
+        on_device = stream.BatchStream(d.train, BATCH, seed=0, device=device)
         nets = {"device": _networks(device), "dataloader": _networks(device)}
-        times = side_by_side({"device": lambda: gan_steps(stream.next, nets["device"], steps, device),
+        times = side_by_side({"device": lambda: gan_steps(on_device.next, nets["device"], steps, device),
                               "dataloader": lambda: gan_steps(from_loader, nets["dataloader"], steps, device)},
                              repeats, warmup=1)
-        fetch = side_by_side({"device": lambda: fetch_only(stream.next, fetches, device),
+        fetch = side_by_side({"device": lambda: fetch_only(on_device.next, fetches, device),
                               "dataloader": lambda: fetch_only(from_loader, fetches, device)}, repeats, warmup=1)
         del batches, loader
     return {

@@ -4,7 +4,7 @@ Both sides get the same generated images (float tensors in [0, 1], as a generato
 and the same feature network, and both have the reference side warm (the harness: its
 content-keyed statistics; torch-fidelity: its own cache, `input2_cache_name`), so the figure is
 the cost of one checkpoint evaluation:
-- `ours`: metrics.fid(...) — round to uint8 on the device, one batched pass of the extractor,
+- `ours`: image.fid(...) — round to uint8 on the device, one batched pass of the extractor,
   float64 statistics, torch-fidelity's `fid_statistics_to_metric`;
 - `torch_fidelity`: the images rounded to uint8 (and tiled to RGB for Inception) into a
   Dataset, then `torch_fidelity.calculate_metrics(input1=..., input2=..., fid=True, ...)` with its
@@ -25,12 +25,9 @@ from typing import Any
 import torch
 
 from bench import data as data_mod
-from bench.metrics import extractors
-from bench.metrics import fidelity
-from bench import metrics
-from bench.data import Data
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, ratio, side_by_side, timed
+from bench.metrics import base, extractors, fidelity, image
 
 
 class _U8(torch.utils.data.Dataset):
@@ -45,9 +42,9 @@ class _U8(torch.utils.data.Dataset):
         return self.x[i]
 
 
-def _compare(ctx: metrics.MetricContext, kind: str, gen: torch.Tensor, count: int, tf_kwargs: dict[str, Any],
+def _compare(ctx: base.MetricContext, kind: str, gen: torch.Tensor, count: int, tf_kwargs: dict[str, Any],
              repeats: int) -> dict[str, Any]:
-    compute = metrics.fid(kind, count)
+    compute = image.fid(kind, count)
     cache = tempfile.mkdtemp(prefix="tf-cache-")
     ref_name = f"bench-ref-{uuid.uuid4().hex[:8]}"
     rgb = kind == "inception"
@@ -81,11 +78,11 @@ def fid_path(quick: bool) -> dict[str, Any]:
     gen = digits.train[::4][:n_lenet].to(device)  # stand-in generated images: real digits of every class
     with tempfile.TemporaryDirectory() as tmp:
         weights = fidelity.write_random_inception_weights(Path(tmp) / fidelity.INCEPTION_FILE)
-        ctx = metrics.MetricContext(digits, device, batch_size=16 if device.type == "cpu" else 500,
+        ctx = base.MetricContext(digits, device, batch_size=16 if device.type == "cpu" else 500,
                                     inception_weights=str(weights))
         inception = _compare(ctx, "inception", gen[:n_inc], n_inc, dict(
             feature_extractor=fidelity.INCEPTION_NAME, feature_extractor_weights_path=str(weights)), repeats)
-        lctx = metrics.MetricContext(digits, device, batch_size=500)
+        lctx = base.MetricContext(digits, device, batch_size=500)
         ext = lctx.extractor("lenet")
         name = fidelity.register_with_torch_fidelity("bench-lenet-digits5k", ext.run, ext.layers)
         lenet = _compare(lctx, "lenet", gen[:n_lenet], n_lenet, dict(feature_extractor=name), repeats + 2)

@@ -31,10 +31,10 @@ from typing import Any
 import torch
 
 from bench import records
+from bench.benchmarks import loop, packing
 from bench.config import load_study
 from bench.gan.architectures import ARCHITECTURES
-from bench.benchmarks import loop
-from bench.benchmarks import packing
+from bench.metrics import base
 
 GPU_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {
     "default": ({}, None),
@@ -97,17 +97,16 @@ def measure_fid(device: torch.device, smoke: bool) -> dict[str, Any]:
     """(c) one 10k-sample Inception FID: the harness's path / torch-fidelity's calculate_metrics (fid_path.py),
     with random Inception weights of the real structure and random stand-in images (the time
     depends on neither)."""
-    from bench.metrics import fidelity
-    from bench import metrics
-    from bench.data import Data
     from bench.benchmarks.fid_path import _compare
+    from bench.data.base import Data
+    from bench.metrics import fidelity
 
     n, repeats, batch = (8, 1, 8) if smoke else (10_000, 3, 500)
     g = torch.Generator().manual_seed(0)
     data = Data("gpu-fid-standin", train=torch.rand(n, 1, 28, 28, generator=g), test=torch.rand(n, 1, 28, 28, generator=g))
     with tempfile.TemporaryDirectory() as tmp:
         weights = fidelity.write_random_inception_weights(Path(tmp) / fidelity.INCEPTION_FILE)
-        ctx = metrics.MetricContext(data, device, batch_size=batch, inception_weights=str(weights))
+        ctx = base.MetricContext(data, device, batch_size=batch, inception_weights=str(weights))
         r = _compare(ctx, "inception", data.train.to(device), n, dict(
             feature_extractor=fidelity.INCEPTION_NAME, feature_extractor_weights_path=str(weights)), repeats)
     return {**r, "images": n, "goal": ">= 1.0", "detail": {"repeats": repeats, "batch": batch},

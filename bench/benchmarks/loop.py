@@ -30,13 +30,13 @@ import torch
 import torch.nn.functional as F
 
 from bench import data as data_mod
-from bench.trial import speed
-from bench.trial import train
-from bench.config import load_study
-from bench.gan.architectures import ARCHITECTURES
-from bench.gan.variants import VARIANTS
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, ratio, side_by_side
+from bench.config import load_study
+from bench.data import stream
+from bench.gan.architectures import ARCHITECTURES
+from bench.gan.variants import VARIANTS
+from bench.trial import speed, train
 
 
 def sync(device: torch.device) -> None:
@@ -134,7 +134,7 @@ def harness_overhead(quick: bool) -> dict[str, Any]:
     base = load_study("quick")
     cfg = base.replace("model", width=width).replace("train", steps=steps, checkpoint_every=steps, device="cpu")
     hp = VARIANTS["ns_gan"].defaults
-    images = data_mod.load(cfg.data.dataset, train.data_root(cfg)).train
+    images = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root)).train
     bare_args = (images, cfg.model.architecture, width, cfg.model.z_dim, cfg.train.batch_size)
     bare_kw = dict(lr=hp["learning_rate"], beta1=hp["beta1"], device=device, adam=speed.adam_impl(device))
 
@@ -201,7 +201,7 @@ class Stepper:
             self.nets.opt_g = torch.optim.Adam(self.nets.G.parameters(), lr=self.hp["learning_rate"], betas=betas, **kw)
             self.nets.opt_d = torch.optim.Adam(self.nets.D.parameters(), lr=self.hp["learning_rate"], betas=betas, **kw)
         images = torch.rand(batch * 8, *shape) if images is None else images
-        self.stream = data_mod.BatchStream(images, batch, seed, device)
+        self.stream = stream.BatchStream(images, batch, seed, device)
         self.state: dict[str, Any] = dict(self.variant.initial_state)
         self.step = 0
 

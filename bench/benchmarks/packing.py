@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 
-from bench.trial import train
+from bench.benchmarks import benchmark
 from bench.config import StudyConfig, load_study, parse_study
 from bench.gan.variants import VARIANTS
-from bench.benchmarks import benchmark
+from bench.trial import train
 
 
 def _worker(cfg: StudyConfig, variant: str, device: str, threads: int, jobs: Any, out: Any) -> None:

@@ -35,8 +35,7 @@ def _cpu() -> float:
 @benchmark("report_10k")
 def report_10k(quick: bool) -> dict[str, Any]:
     from bench import storage
-    from bench.report import write_report
-    from bench.report import synthetic
+    from bench.report import synthetic, write_report
 
     per_variant = 500 if quick else 2500
     repeats = 1 if quick else 3

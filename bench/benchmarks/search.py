@@ -27,12 +27,12 @@ from typing import Any
 import optuna
 import torch
 
-from bench.search import space
-from bench.trial import train
-from bench.config import StudyConfig, parse_study
-from bench.search.samplers import PRUNERS, SAMPLERS
-from bench.gan.variants import VARIANTS
 from bench.benchmarks import benchmark
+from bench.config import StudyConfig, parse_study
+from bench.gan.variants import VARIANTS
+from bench.search import space
+from bench.search.samplers import PRUNERS, SAMPLERS
+from bench.trial import train
 
 VARIANT = "ns_gan"
 SEEDS = (0, 1, 2, 3, 4)

@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from bench.trial import train
-from bench.gan.variants import VARIANTS
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, side_by_side
+from bench.gan.variants import VARIANTS
+from bench.trial import train
 
 SHAPE, BATCH, Z_DIM = (1, 28, 28), 64, 64
 

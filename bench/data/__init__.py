@@ -12,12 +12,7 @@ split. Registry entries (PROTOCOL.md, "Datasets"):
 - `triangles`, `ring8`, `grid25`, generated and seeded (data_synthetic.py); triangles are cached
   under the cache root (records.py) since they take a few seconds to render.
 
-Data path: a split that fits in memory is one tensor; training moves it to the device once and
-`BatchStream` draws seeded random permutations there, so a step costs no DataLoader worker,
-collation or host-to-device copy. A split too large for that (celeba, 162,770 images of 64x64x3)
-is a lazy split (`vision.LazyImages`) that decodes on access and is streamed by
-`LoaderStream` (a DataLoader with workers and a seeded sampler). Either way the order is a function of the trial's `data_order`
-seed alone, and `describe()` gives what the training log records about it.
+The batch streams that feed a trial are in `stream`; the shared types (`Data`, lazy splits) in `base`.
 """
 
 from __future__ import annotations
@@ -26,62 +21,13 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Callable
 
 import numpy as np
 import torch
 
+from bench.data.base import Data
 from bench.errors import HarnessError
-
-
-class LazySplit(Protocol):
-    """A split decoded on access (vision.LazyImages): len, [i] -> (C, H, W), [a:b] -> (n, C, H, W)."""
-
-    shape: tuple[int, ...]
-    identity: str  # what identifies its content without reading it (files, checksums, preprocessing)
-
-    def __len__(self) -> int: ...
-    def __getitem__(self, index: Any) -> torch.Tensor: ...
-
-
-Split = torch.Tensor | LazySplit
-
-
-@dataclass(frozen=True)
-class Data:
-    name: str
-    train: Split  # (N, C, H, W) float32 in [0, 1], or (N, D) points
-    test: Split  # (M, ...)
-    train_labels: torch.Tensor | None = None
-    test_labels: torch.Tensor | None = None
-    source: str = ""  # where it was read from, for the manifest
-    holdout: torch.Tensor | None = None  # a third split where the protocol has one (triangles)
-    _memo: dict = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.train.shape[1:])
-
-    def split(self, name: str) -> Split:
-        splits = {"train": self.train, "test": self.test, **({"holdout": self.holdout} if self.holdout is not None else {})}
-        if name not in splits:
-            raise ValueError(f"dataset {self.name} has splits {', '.join(map(repr, splits))}, not {name!r}")
-        return splits[name]
-
-    def fingerprint(self) -> str:
-        """sha256 over every split's bytes (or a lazy split's identity): the exact data a trial saw."""
-        if "fingerprint" not in self._memo:
-            h = hashlib.sha256()
-            for t in (self.train, self.test, self.holdout):
-                if t is None:
-                    continue
-                h.update(str(tuple(t.shape)).encode())
-                if isinstance(t, torch.Tensor):
-                    h.update(t.detach().cpu().contiguous().numpy().tobytes())
-                else:
-                    h.update(t.identity.encode())
-            self._memo["fingerprint"] = h.hexdigest()
-        return self._memo["fingerprint"]
 
 
 @dataclass(frozen=True)
@@ -121,8 +67,8 @@ def _vision(name: str) -> Callable[[Path], Data]:
 def _triangles(root: Path) -> Data:
     from filelock import FileLock
 
-    from bench.data import synthetic as syn
     from bench import records
+    from bench.data import synthetic as syn
 
     n, seed = max(b for _, b in syn.TRIANGLES_SPLITS.values()), syn.TRIANGLES_SEED
     key = hashlib.sha256(repr((sorted(syn.TRIANGLES.items()), n, seed, syn.RASTERIZER)).encode()).hexdigest()[:16]
@@ -182,91 +128,3 @@ def load(name: str, root: Path) -> Data:
     if key not in _CACHE:
         _CACHE[key] = DATASETS[name].load(root)
     return _CACHE[key]
-
-
-class BatchStream:
-    """Seeded epochs of random permutations over a device-resident tensor.
-
-    The order depends only on `seed`, so a rerun sees the same batches; `drop_last` keeps
-    every batch the same size, as in the paper's fixed batch of 64.
-    """
-
-    def __init__(self, images: torch.Tensor, batch_size: int, seed: int, device: torch.device):
-        if batch_size > len(images):
-            raise HarnessError(f"batch size {batch_size} exceeds the {len(images)} training images")
-        self.images = images.to(device)
-        self.batch_size = batch_size
-        self.seed = seed
-        self.gen = torch.Generator(device="cpu").manual_seed(seed)
-        self._perm = torch.empty(0, dtype=torch.long)
-        self._pos = 0
-
-    def next(self) -> torch.Tensor:  # (B, C, H, W)
-        if self._pos + self.batch_size > len(self._perm):
-            self._perm = torch.randperm(len(self.images), generator=self.gen).to(self.images.device)
-            self._pos = 0
-        idx = self._perm[self._pos : self._pos + self.batch_size]
-        self._pos += self.batch_size
-        return self.images.index_select(0, idx)
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": "device-resident", "order_seed": self.seed, "order": _ORDER, "first_epoch_sha256": first_epoch_digest(len(self.images), self.seed)}
-
-
-class LoaderStream:
-    """Seeded epochs over a lazily decoded split, through a DataLoader with worker processes.
-
-    The sampler draws one permutation per epoch from a generator seeded once, the permutations
-    `BatchStream` draws for the same seed (torch's `RandomSampler` draws an extra one per epoch);
-    workers only decode, so the batches do not depend on their number. Batches are pinned and
-    copied to the device without blocking.
-    """
-
-    def __init__(self, images: LazySplit, batch_size: int, seed: int, device: torch.device, workers: int = 4):
-        if batch_size > len(images):
-            raise HarnessError(f"batch size {batch_size} exceeds the {len(images)} training images")
-        self.images, self.batch_size, self.seed, self.device, self.workers = images, batch_size, seed, device, workers
-        sampler = _SeededEpochs(len(images), seed)
-        self.loader = torch.utils.data.DataLoader(
-            images, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers,
-            pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-        self._it = iter(self.loader)
-
-    def next(self) -> torch.Tensor:  # (B, C, H, W)
-        try:
-            batch = next(self._it)
-        except StopIteration:
-            self._it = iter(self.loader)
-            batch = next(self._it)
-        return batch.to(self.device, non_blocking=True)
-
-    def describe(self) -> dict[str, Any]:
-        return {"path": f"streamed (DataLoader, {self.workers} workers)", "order_seed": self.seed, "order": _ORDER,
-                "first_epoch_sha256": first_epoch_digest(len(self.images), self.seed)}
-
-
-class _SeededEpochs(torch.utils.data.Sampler):
-    def __init__(self, n: int, seed: int):
-        self.n, self.gen = n, torch.Generator(device="cpu").manual_seed(seed)
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __iter__(self):
-        return iter(torch.randperm(self.n, generator=self.gen).tolist())
-
-
-_ORDER = "epochs of torch.randperm(N, generator=torch.Generator('cpu').manual_seed(order_seed)), batches of B, last partial batch dropped"
-
-
-def first_epoch_digest(n: int, seed: int) -> str:
-    """sha256 of the first epoch's permutation: lets an audit check the order without rerunning."""
-    perm = torch.randperm(n, generator=torch.Generator(device="cpu").manual_seed(seed))
-    return hashlib.sha256(perm.numpy().astype("<i8").tobytes()).hexdigest()
-
-
-def make_stream(train: Split, batch_size: int, seed: int, device: torch.device, workers: int = 4) -> BatchStream | LoaderStream:
-    """The device-resident stream for a tensor split, the streamed one for a lazy split."""
-    if isinstance(train, torch.Tensor):
-        return BatchStream(train, batch_size, seed, device)
-    return LoaderStream(train, batch_size, seed, device, workers)

@@ -21,7 +21,7 @@ the strategies read the recipe's loss, penalty and hook, so a variant never need
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -29,10 +29,15 @@ from torch.func import functional_call
 
 from bench.gan import losses
 
-if TYPE_CHECKING:
-    from bench.gan.variants import Variant
-
 Terms = dict[str, torch.Tensor]
+
+
+class Recipe(Protocol):
+    """What a step reads of its variant (variants.Variant is one): the loss, penalty and hook."""
+
+    loss: losses.Loss | None
+    penalty: Callable[..., Terms] | None
+    after_d_step: Callable[..., None] | None
 
 
 @dataclass
@@ -45,10 +50,10 @@ class Nets:
     opt_d: torch.optim.Optimizer
 
 
-StepFn = Callable[["Variant", Nets, torch.Tensor, torch.Tensor, Mapping[str, Any], Mapping[str, Any]], Terms]
+StepFn = Callable[[Recipe, Nets, torch.Tensor, torch.Tensor, Mapping[str, Any], Mapping[str, Any]], Terms]
 
 
-def adversarial_d_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+def adversarial_d_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
                        state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
     with torch.no_grad():
         x_fake = nets.G(z)  # (B, C, H, W)
@@ -66,7 +71,7 @@ def adversarial_d_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: 
     return terms
 
 
-def adversarial_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+def adversarial_g_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
                        state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
     terms = variant.loss.g(nets.D(nets.G(z)), state)
     nets.opt_g.zero_grad(set_to_none=True)
@@ -75,7 +80,7 @@ def adversarial_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: 
     return terms
 
 
-def unrolled_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+def unrolled_g_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
                     state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
     D, k = nets.D, int(hp["unroll_steps"])
     names = [n for n, _ in D.named_parameters()]
@@ -113,7 +118,7 @@ def unrolled_g_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: tor
     return terms
 
 
-def vae_step(variant: "Variant", nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+def vae_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
              state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
     mu, sigma = nets.D(x_real)  # (B, z_dim) each
     z_q = mu + sigma * torch.randn_like(mu)  # the reparameterisation trick

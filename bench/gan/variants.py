@@ -36,10 +36,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-from bench.gan import d_options
-from bench.gan import losses
-from bench.gan import penalties
-from bench.gan import steps
+from bench.gan import d_options, losses, penalties, steps
 from bench.search.space import Choice, Fixed, Float, Space
 
 # Shared by every variant: the optimizer and D's batch norm (PROTOCOL.md, "Hyperparameter search").

@@ -31,9 +31,9 @@ import torch
 from filelock import FileLock
 from torch import nn
 
-from bench.metrics import fidelity
 from bench import records
-from bench.data import Data
+from bench.data.base import Data
+from bench.metrics import fidelity
 
 
 @dataclass(frozen=True)

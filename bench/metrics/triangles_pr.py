@@ -282,28 +282,3 @@ def generator_fn(G: torch.nn.Module, mode: str) -> Callable[[torch.Tensor], torc
     net = copy.deepcopy(G).train() if mode == "train" else copy.deepcopy(G).eval()
     net.requires_grad_(False)
     return net
-
-
-def _register() -> None:
-    from bench.metrics import Metric, register
-
-    full = dict(restarts=3, invert_steps=300, fit_steps=100)
-    quick = dict(restarts=2, invert_steps=100, fit_steps=100)
-    for n, kw, what in ((1000, full, "1k test triangles, 3 restarts x 300 Adam steps"),
-                        (100, quick, "100 test triangles, 2 restarts x 100 steps: a CPU smoke-test version")):
-        tag = "1k" if n == 1000 else str(n)
-        register(Metric(
-            name=f"triangles_prf_{tag}_test",
-            doc=f"triangles F1 (higher is better) of precision ({n} samples within RMS 0.05 of the triangle manifold) and "
-                f"recall (G inverted for {what})",
-            num_samples=n, compute=triangles_prf(n, **kw), datasets=("triangles",), lower_is_better=False, needs_generator=True,
-        ))
-        register(Metric(
-            name=f"triangles_dist_{tag}_test",
-            doc=f"triangles: mean of the mean sample-to-manifold and test-to-G RMS distances, same protocol as "
-                f"triangles_prf_{tag}_test and computed with it once (lower is better; an objective)",
-            num_samples=n, compute=triangles_dist(n, **kw), datasets=("triangles",), needs_generator=True,
-        ))
-
-
-_register()

@@ -15,19 +15,17 @@ then to tables and figures.
 
 Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Mann-Whitney, Holm), tables
 (summary, the paper's Table 2), sensitivity (importance, learning rate), figures, document
-(report.md / report.html), notebook (report.ipynb), build (orchestration).
+(report.md / report.html), notebook (report.ipynb), model (`Report`), build (orchestration).
 """
 
 from __future__ import annotations
 
-from bench.report import figures
-from bench.report import sensitivity
-from bench.report import stats
-from bench.report import tables
-from bench.report.build import Report, build, draw, write, write_report
-from bench.report.tidy import SCORED, STATES, check_scored, load, load_phases, per_trial, scores, study_name
+from bench.report import figures, sensitivity, stats, tables
+from bench.report.build import build, draw, write, write_report
+from bench.report.model import Report
 from bench.report.stats import bootstrap_expected_min, budget_curves, compare, expected_min, holm
 from bench.report.tables import TABLE2, seeds_table, summarize, summary_table
+from bench.report.tidy import SCORED, STATES, check_scored, load, load_phases, per_trial, scores, study_name
 
 __all__ = [
     "Report", "build", "draw", "study_name", "write", "write_report", "load", "load_phases", "per_trial", "seeds_table", "scores", "check_scored",

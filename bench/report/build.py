@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,38 +18,11 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report import figures
-from bench.report import sensitivity
-from bench.report import stats
+from bench.report import figures, sensitivity, stats
 from bench.report.document import render_html, render_markdown
-from bench.report.tidy import check_scored, load_phases, per_trial, scores, study_name
+from bench.report.model import Report
 from bench.report.tables import seeds_table, summary_table
-
-
-@dataclass
-class Report:
-    """Every table of a report; figures are drawn from these by `write` (or in a notebook)."""
-
-    frame: pd.DataFrame  # one row per trial x checkpoint (load.py)
-    best: pd.DataFrame  # one row per trial at its best checkpoint, with `score`
-    summary: pd.DataFrame  # per dataset x variant (tables.py)
-    curves: pd.DataFrame  # expected best-of-k with bootstrap band (stats.py)
-    mann_whitney: pd.DataFrame  # pairs of variants, Holm-corrected
-    differences: pd.DataFrame  # bootstrap intervals of E_a - E_b at comparison budgets, verdicts
-    importance: pd.DataFrame  # per variant and hyperparameter (sensitivity.py)
-    learning_rate: pd.DataFrame  # score against learning rate
-    seeds: pd.DataFrame | None = None  # tidy frame of the seed reruns (`bench seeds`), if any
-    seeds_summary: pd.DataFrame | None = None  # per variant, beside the paper's Table 2
-    settings: dict[str, Any] = field(default_factory=dict)
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def metric(self) -> str:
-        return self.frame.attrs["objective"]
-
-    @property
-    def verdicts(self) -> list[str]:
-        return [v for v in self.differences["verdict"] if v]
+from bench.report.tidy import check_scored, load_phases, per_trial, scores, study_name
 
 
 def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,

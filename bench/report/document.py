@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import html
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bench.report.tidy import SCORED
+from bench.report.model import Report
 from bench.report.stats import comparison_budgets
 from bench.report.tables import PAPER_NOTE, fmt
-
-if TYPE_CHECKING:
-    from bench.report.build import Report
+from bench.report.tidy import SCORED
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
 
@@ -35,7 +33,7 @@ def _pct(v: float) -> str:
     return "" if v is None or math.isnan(v) else f"{v:.0f}%"
 
 
-def blocks(rep: "Report", figs: dict[str, str]) -> list[Block]:
+def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     m = rep.metric
     best, s = rep.best, rep.summary
     studies = list(dict.fromkeys(rep.frame["study"]))
@@ -150,7 +148,7 @@ def _md_escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
 
 
-def render_markdown(rep: "Report", figs: dict[str, str]) -> str:
+def render_markdown(rep: Report, figs: dict[str, str]) -> str:
     lines: list[str] = []
     for kind, x in blocks(rep, figs):
         if kind == "h1":
@@ -178,7 +176,7 @@ CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1
        "th{background:#f3f3f3}img{max-width:100%}")
 
 
-def render_html(rep: "Report", figs: dict[str, str]) -> str:
+def render_html(rep: Report, figs: dict[str, str]) -> str:
     e = html.escape
     body: list[str] = []
     title = ""

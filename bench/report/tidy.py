@@ -34,8 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import records
-from bench import storage
+from bench import records, storage
 from bench.errors import ConfigError, HarnessError
 
 STATES = ("complete", "pruned", "diverged", "failed", "running", "lost")
@@ -52,10 +51,9 @@ def resolve(source: Any, storage_url: str | None = None) -> tuple[str, str | Non
 
     if isinstance(source, StudyConfig) or (isinstance(source, str) and "://" not in source and not Path(source).is_dir()):
         from bench.config import load_study
-        from bench.study.runner import resolve_storage_url  # the runner owns the precedence of storage URLs
 
         cfg = source if isinstance(source, StudyConfig) else load_study(source)
-        url = resolve_storage_url(cfg, storage_url, create=False)  # a report never creates a study folder (issue #10)
+        url = storage.resolve_url(cfg, storage_url, create=False)  # a report never creates a study folder (issue #10)
         _exists(url, cfg.name)
         return url, cfg.name, records.study_dir(cfg.name)
     if isinstance(source, str) and "://" in source:

@@ -27,11 +27,10 @@ from typing import Any, Callable
 
 import optuna
 
-from bench.trial import manifest
-from bench import records
-from bench import storage
+from bench import records, storage
 from bench.config import NAME_RE
 from bench.errors import ConfigError, HarnessError
+from bench.trial import manifest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # copy_study announces every study it creates
 

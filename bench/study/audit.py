@@ -25,11 +25,10 @@ from typing import Any, Callable
 
 import optuna
 
-from bench.trial import manifest
-from bench import records
-from bench import storage
+from bench import records, storage
 from bench.config import NAME_RE, load_study, parse_study
 from bench.errors import ConfigError, HarnessError
+from bench.trial import manifest
 
 PHASES = {  # phase -> (Optuna study-name suffix, trial folder)
     "search": ("", records.trial_dir),
@@ -91,11 +90,10 @@ def resolve_study(study: str, storage_url: str | None) -> tuple[str, str]:
     (e.g. one brought in by `bench import`) works too."""
     import os
 
-    from bench.study.runner import resolve_storage_url
 
     try:
         cfg = load_study(study)
-        return cfg.name, resolve_storage_url(cfg, storage_url)
+        return cfg.name, storage.resolve_url(cfg, storage_url)
     except ConfigError:
         if study.endswith(".toml") or not NAME_RE.match(study) or not records.study_dir(study).is_dir():
             raise
@@ -217,9 +215,9 @@ def compare_logs(recorded: list[dict[str, Any]], rerun: list[dict[str, Any]], to
 
 def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_spec: str | None, scratch: Path,
                 log: Callable[[str], None]) -> TrialAudit:
+    from bench.gan.variants import VARIANTS
     from bench.study.runner import optuna_study_name
     from bench.trial.train import resolve_device, run_trial
-    from bench.gan.variants import VARIANTS
 
     a = TrialAudit(ref)
     tdir = ref.folder

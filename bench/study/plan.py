@@ -20,9 +20,9 @@ from pathlib import Path
 from bench import storage
 from bench.config import StudyConfig
 from bench.errors import HarnessError
+from bench.gan.variants import VARIANTS
 from bench.study.runner import budget_of
 from bench.trial.train import resolve_device, run_trial, trial_seeds
-from bench.gan.variants import VARIANTS
 
 
 def evaluations_per_trial(cfg: StudyConfig) -> int:

@@ -34,17 +34,16 @@ from typing import Any, Callable
 import optuna
 import torch
 
-from bench.study import budget as budget_mod
-from bench.trial import manifest
-from bench import records
-from bench.search import space
-from bench import storage
-from bench.study.budget import Budget
+from bench import records, storage
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
-from bench.search.samplers import PRUNERS, SAMPLERS
-from bench.trial.train import resolve_device, run_trial, trial_seeds
 from bench.gan.variants import VARIANTS, Variant
+from bench.search import space
+from bench.search.samplers import PRUNERS, SAMPLERS
+from bench.study import budget as budget_mod
+from bench.study.budget import Budget
+from bench.trial import manifest
+from bench.trial.train import resolve_device, run_trial, trial_seeds
 
 # Failed (and given-back) trials are recorded (the `error` attribute, the traceback in metrics.jsonl)
 # and reported in one line by run_worker; Optuna's own traceback for them shows only with `bench --debug`.
@@ -345,20 +344,6 @@ def status_lines(cfg: StudyConfig, url: str, variants: list[str]) -> list[str]:
         study = optuna.load_study(study_name=name, storage=st)
         lines.append(budget_mod.status_line(name, study.get_trials(deepcopy=False), stored_budget(study, cfg), cfg.train.steps))
     return lines
-
-
-def resolve_storage_url(cfg: StudyConfig, cli_url: str | None = None, create: bool = True) -> str:
-    """The storage URL; the default SQLite file's folder is made only when `create` (reports never create one)."""
-    url = cli_url or os.environ.get("BENCH_STORAGE") or cfg.study.storage
-    if not url:
-        sdir = records.study_dir(cfg.name)
-        if create:
-            records.ensure_writable(sdir)
-        elif not (sdir / "optuna.db").is_file():
-            raise HarnessError(f"study {cfg.name!r} has no results yet ({sdir / 'optuna.db'} does not exist); "
-                               f"run `bench study {cfg.name} --variant <name>` first, or pass --storage")
-        url = records.default_storage_url(cfg.name)
-    return url
 
 
 def main_variants(cfg: StudyConfig, variant: str) -> list[str]:

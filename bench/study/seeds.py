@@ -29,15 +29,14 @@ from typing import Any, Callable
 import optuna
 import pandas as pd
 
-from bench.trial import manifest
-from bench import records
-from bench import storage
+from bench import records, storage
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
-from bench.study.runner import compat_digest, counts_toward_budget, optuna_study_name
-from bench.search.samplers import derive_seed
-from bench.trial.train import resolve_device, run_trial, trial_seeds
 from bench.gan.variants import VARIANTS
+from bench.search.samplers import derive_seed
+from bench.study.runner import compat_digest, counts_toward_budget, optuna_study_name
+from bench.trial import manifest
+from bench.trial.train import resolve_device, run_trial, trial_seeds
 
 SUFFIX = ":seeds"
 

@@ -33,9 +33,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from bench import records
+from bench import records, storage
 from bench.trial import speed
-from bench import storage
 
 SCHEMA = "bench-manifest/1"
 # Packages whose versions can change a number (or the reading of one); the harness itself last.
@@ -212,10 +211,9 @@ def build(cfg: Any, variant: str, number: int, hp: Mapping[str, Any], seeds: Map
     trial runs under (training applies it again when it seeds)."""
     from bench import data as data_mod
     from bench.metrics import METRICS
-    from bench.trial.train import data_root
 
     set_deterministic(cfg.train.deterministic)
-    data = data_mod.load(cfg.data.dataset, data_root(cfg))
+    data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     config = trial_config(cfg, variant, hp)
     return {
         "schema": SCHEMA, "study": cfg.name, "variant": variant, "trial": number, "phase": phase,

@@ -28,12 +28,11 @@ import numpy as np
 import torch
 
 from bench import data as data_mod
-from bench.metrics import extractors
-from bench.metrics import fidelity
 from bench import records
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
-from bench.metrics import METRICS, extract, provenance
+from bench.metrics import METRICS, extractors, fidelity, provenance
+from bench.metrics.base import extract
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -58,7 +57,7 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
                again: bool = False, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Evaluate `names` on every saved checkpoint of the variants' trials; returns the appended records."""
     from bench.gan.architectures import ARCHITECTURES
-    from bench.trial.train import data_root, evaluate, fixed_z, metric_context, resolve_device
+    from bench.trial.train import evaluate, fixed_z, metric_context, resolve_device
 
     unknown = [n for n in names if n not in METRICS]
     if unknown:
@@ -68,7 +67,7 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
         fits = [n for n, m in METRICS.items() if m.supports(cfg.data.dataset)]
         raise ConfigError(f"--metrics {unfit[0]!r} does not apply to dataset {cfg.data.dataset!r}; expected some of {', '.join(fits)}")
     device = resolve_device(device_spec or cfg.train.device)
-    data = data_mod.load(cfg.data.dataset, data_root(cfg))
+    data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     ctx = metric_context(cfg, data, device)
     arch = ARCHITECTURES[cfg.model.architecture]
     z = fixed_z(max(METRICS[n].num_samples for n in names), cfg.model.z_dim, cfg.eval.seed, device)

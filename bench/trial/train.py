@@ -27,17 +27,18 @@ from typing import Any, Callable, Mapping
 import torch
 
 from bench import data as data_mod
-from bench.trial import manifest
-from bench.trial import preview
 from bench import records
-from bench.trial import speed
 from bench.config import StudyConfig
+from bench.data import stream
+from bench.data.base import Data
 from bench.errors import Diverged
-from bench.metrics import METRICS, MetricContext, compute_metrics, extractor_provenance, provenance
 from bench.gan.architectures import ARCHITECTURES
-from bench.search.samplers import derive_seed
 from bench.gan.steps import Nets
 from bench.gan.variants import Variant
+from bench.metrics import METRICS, compute_metrics, extractor_provenance, provenance
+from bench.metrics.base import MetricContext
+from bench.search.samplers import derive_seed
+from bench.trial import manifest, preview, speed
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -54,10 +55,6 @@ def resolve_device(spec: str) -> torch.device:
 def trial_seeds(study_seed: int, number: int) -> dict[str, int]:
     """Every seed of a trial, derived from (study seed, trial number) and recorded in config.json."""
     return {name: derive_seed(study_seed, number, name) for name in ("torch", "data_order", "numpy", "python")}
-
-
-def data_root(cfg: StudyConfig) -> Path:
-    return data_mod.resolve_root(cfg.data.root)
 
 
 @dataclass
@@ -132,7 +129,7 @@ def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.
         return compute_metrics(ctx, names, images), images
 
 
-def metric_context(cfg: StudyConfig, data: data_mod.Data, device: torch.device) -> MetricContext:
+def metric_context(cfg: StudyConfig, data: Data, device: torch.device) -> MetricContext:
     return MetricContext(data, device, cfg.eval.batch_size, seed=cfg.eval.seed, inception_weights=cfg.eval.inception_weights,
                          z_dim=cfg.model.z_dim)
 
@@ -157,12 +154,12 @@ def run_trial(
 ) -> TrialResult:
     t0 = time.perf_counter()
     manifest.seed_everything(seeds, cfg.train.deterministic)
-    data = data_mod.load(cfg.data.dataset, data_root(cfg))
+    data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     nets = build_nets(variant, cfg.model.architecture, data.shape, cfg.model.width, cfg.model.z_dim, hp, device)
     speed.prepare(nets.G, cfg.train)  # [train] precision / compile / channels_last (speed.py)
     speed.prepare(nets.D, cfg.train)
     G = nets.G
-    stream = data_mod.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
+    stream = stream.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = metric_context(cfg, data, device)
     objective = cfg.eval.metrics[0]
     z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
