@@ -29,7 +29,7 @@ import torch
 from bench import data as data_mod
 from bench import records
 from bench.config import StudyConfig
-from bench.data import stream
+from bench.data.stream import make_stream
 from bench.data.base import Data
 from bench.errors import Diverged
 from bench.gan.architectures import ARCHITECTURES
@@ -159,7 +159,7 @@ def run_trial(
     speed.prepare(nets.G, cfg.train)  # [train] precision / compile / channels_last (speed.py)
     speed.prepare(nets.D, cfg.train)
     G = nets.G
-    stream = stream.make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
+    stream = make_stream(data.train, cfg.train.batch_size, seeds["data_order"], device, cfg.data.workers)
     ctx = metric_context(cfg, data, device)
     objective = cfg.eval.metrics[0]
     z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
