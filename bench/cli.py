@@ -177,10 +177,12 @@ def _check_data(cfg) -> None:
 def _check_weights(cfg) -> None:
     """Find (or fetch) the Inception weights before any trial when a metric needs them: offline and
     missing, the run stops here with one line, before the storage is touched (issue #10)."""
-    from bench.metrics import METRICS, fidelity
+    from bench.metrics import METRICS
+    from bench.metrics.extractors import EXTRACTORS
 
-    if any(METRICS[m].extractor == "inception" for m in cfg.eval.metrics):
-        fidelity.resolve_inception_weights(cfg.eval.inception_weights)
+    for name in sorted({METRICS[m].extractor for m in cfg.eval.metrics} - {""}):
+        if EXTRACTORS[name].locate is not None:
+            EXTRACTORS[name].locate(cfg.eval.inception_weights)
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
@@ -350,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, samplers, pruners) and study files")
+    s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, extractors, samplers, pruners) and study files")
     s.set_defaults(fn=cmd_list)
 
     s = sub.add_parser("study", help="create or resume a study and run its trials up to the budget, then print the summary")
@@ -448,7 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("fid", help="FID between two image folders or saved statistics (.npz with mu, sigma)")
     s.add_argument("a", help="a folder of png/jpg images or a .npz of statistics")
     s.add_argument("b", help="a folder of png/jpg images or a .npz of statistics")
-    s.add_argument("--features", default="inception", help="'inception' (torch-fidelity's inception-v3-compat pool3, the default) or 'lenet-<dataset>'")
+    s.add_argument("--features", default="inception", help="a registered feature extractor (`bench list`): 'inception' (torch-fidelity's inception-v3-compat pool3, the default), 'lenet-digits5k', ...")
     s.add_argument("--weights", help="Inception weights file (default: $BENCH_INCEPTION_WEIGHTS, else torch-fidelity's download)")
     s.add_argument("--save-stats", metavar="NPZ", help="write A's statistics (mu, sigma, provenance) to this .npz for reuse")
     s.add_argument("--batch-size", type=int, default=200, help="feature-extraction batch size [200]")

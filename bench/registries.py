@@ -25,6 +25,10 @@ def get(kind: str) -> dict[str, Any]:
         from bench.metrics import METRICS
 
         return METRICS
+    if kind == "extractors":
+        from bench.metrics.extractors import EXTRACTORS
+
+        return EXTRACTORS
     if kind == "samplers":
         from bench.search.samplers import SAMPLERS
 
@@ -36,7 +40,7 @@ def get(kind: str) -> dict[str, Any]:
     raise KeyError(kind)
 
 
-KINDS = ("variants", "datasets", "architectures", "metrics", "samplers", "pruners")
+KINDS = ("variants", "datasets", "architectures", "metrics", "extractors", "samplers", "pruners")
 
 
 def names(kind: str) -> list[str]:

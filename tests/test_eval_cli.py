@@ -68,7 +68,7 @@ def test_bench_fid_between_folders_and_saved_statistics(env, tmp_path):
 
     # The same number in-process, from the tensors the PNGs were written from.
     ctx = base.MetricContext(digits, torch.device("cpu"))
-    ext = ctx.extractor("lenet")
+    ext = ctx.extractor("lenet-digits5k")
     fa = base.extract(ext, (digits.train[::20][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
     fb = base.extract(ext, (digits.test[::5][:200] * 255).round().to(torch.uint8), ctx.device, 100)["features"]
     assert value == pytest.approx(fidelity.frechet_distance(fidelity.statistics(fa), fidelity.statistics(fb)), rel=1e-5)

@@ -21,6 +21,7 @@ from bench.config import parse_study
 from bench.data.base import Data
 from bench.errors import ConfigError
 from bench.metrics import base, extractors, fidelity, image
+from bench.metrics.extractors import EXTRACTORS
 
 from .conftest import ROOT, tiny_study_text
 
@@ -31,7 +32,7 @@ def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
     assert re.match(r"^(fid|kid|is|prc|triangles_prf|triangles_dist|swd|modes|hq_fraction)_", name), name
     count = re.search(r"_(\d+)(k?)(_test)?$", name)
     assert count and m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1), name
-    assert m.doc and (m.extractor in ("", "inception", "lenet"))
+    assert m.doc and (m.extractor == "" or m.extractor in EXTRACTORS)
     dataset = m.datasets[0] if m.datasets else "digits5k"
     shape = data_mod.DATASETS[dataset].shape
     ref = torch.zeros(m.num_samples, *shape)
@@ -74,7 +75,7 @@ def test_reference_cache_key_changes_with_each_part(part, change):
 
 CONCURRENT = textwrap.dedent("""
     import json, sys, time, pathlib, torch
-    from bench import features, metrics
+    from bench.metrics import base, extractors
     from bench.data.base import Data
     go = pathlib.Path(sys.argv[1])
     calls = pathlib.Path(sys.argv[2])
@@ -121,8 +122,8 @@ def digits():
 def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_does_not_matter(env, digits):
     ctx = base.MetricContext(digits, torch.device("cpu"), batch_size=1000)
     gen = digits.train[::4]  # 1,000 training digits of every class (the file is ordered by class)
-    ours = image.fid("lenet", 1000)(ctx, gen)["value"]
-    ext = ctx.extractor("lenet")
+    ours = image.fid("lenet-digits5k", 1000)(ctx, gen)["value"]
+    ext = ctx.extractor("lenet-digits5k")
     name = fidelity.register_with_torch_fidelity("bench-lenet-digits5k", ext.run, ext.layers)
 
     class U8(torch.utils.data.Dataset):
@@ -142,7 +143,7 @@ def test_lenet_fid_equals_torch_fidelity_on_the_same_extractor_and_batch_size_do
     for bs in (7, 333):
         ctx.batch_size = bs
         ctx.begin()
-        assert image.fid("lenet", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
+        assert image.fid("lenet-digits5k", 1000)(ctx, gen)["value"] == pytest.approx(ours, rel=1e-6)
     # The training split of the same digits is close to the test split in these extractors.
     assert 0 < ours < 10
 

@@ -28,6 +28,7 @@ from bench import data as data_mod
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, ratio, side_by_side, timed
 from bench.metrics import base, extractors, fidelity, image
+from bench.metrics.extractors import EXTRACTORS
 
 
 class _U8(torch.utils.data.Dataset):
@@ -47,7 +48,7 @@ def _compare(ctx: base.MetricContext, kind: str, gen: torch.Tensor, count: int, 
     compute = image.fid(kind, count)
     cache = tempfile.mkdtemp(prefix="tf-cache-")
     ref_name = f"bench-ref-{uuid.uuid4().hex[:8]}"
-    rgb = kind == "inception"
+    rgb = EXTRACTORS[kind].input_shape is None  # grey tiled to RGB, as the extractor does
     real = ctx.data.test[:count]
     common = dict(input2=_U8(real, rgb), input2_cache_name=ref_name, fid=True, cuda=torch.cuda.is_available(), verbose=False,
                   cache_root=cache, batch_size=ctx.batch_size, **tf_kwargs)
@@ -83,9 +84,9 @@ def fid_path(quick: bool) -> dict[str, Any]:
         inception = _compare(ctx, "inception", gen[:n_inc], n_inc, dict(
             feature_extractor=fidelity.INCEPTION_NAME, feature_extractor_weights_path=str(weights)), repeats)
         lctx = base.MetricContext(digits, device, batch_size=500)
-        ext = lctx.extractor("lenet")
+        ext = lctx.extractor("lenet-digits5k")
         name = fidelity.register_with_torch_fidelity("bench-lenet-digits5k", ext.run, ext.layers)
-        lenet = _compare(lctx, "lenet", gen[:n_lenet], n_lenet, dict(feature_extractor=name), repeats + 2)
+        lenet = _compare(lctx, "lenet-digits5k", gen[:n_lenet], n_lenet, dict(feature_extractor=name), repeats + 2)
     return {
         "ratio": inception["ratio"],
         "inception_images": n_inc,

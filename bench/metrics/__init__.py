@@ -70,17 +70,17 @@ register(Metric(
 register(Metric(
     name="fid_lenet_digits5k_1k_test",
     doc="FID in LeNet-classifier features: 1k generated (fixed z) vs the 1k digits5k test images; offline",
-    num_samples=1000, compute=image.fid("lenet", 1000), datasets=("digits5k",), extractor="lenet",
+    num_samples=1000, compute=image.fid("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k",
 ))
 register(Metric(
     name="kid_lenet_digits5k_1k_test",
     doc="KID in LeNet features (100 subsets of 500): 1k generated vs the 1k digits5k test images; offline",
-    num_samples=1000, compute=image.kid("lenet", 1000, 100, 500), datasets=("digits5k",), extractor="lenet",
+    num_samples=1000, compute=image.kid("lenet-digits5k", 1000, 100, 500), datasets=("digits5k",), extractor="lenet-digits5k",
 ))
 register(Metric(
     name="prc_lenet_digits5k_1k_test",
     doc="improved precision/recall (k=3) in LeNet features, 1k vs 1k digits5k test; value = F-score (higher is better)",
-    num_samples=1000, compute=image.prc("lenet", 1000), datasets=("digits5k",), extractor="lenet", lower_is_better=False,
+    num_samples=1000, compute=image.prc("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k", lower_is_better=False,
 ))
 # 2-D mixtures
 for _mix in ("ring8", "grid25"):

@@ -48,13 +48,10 @@ class MetricContext:
         self._features.clear()
         self.generator = generator
 
-    def extractor(self, kind: str) -> Extractor:
-        if kind == "inception":
-            return self.memo("x:inception", lambda: extractors.inception_extractor(
-                fidelity.resolve_inception_weights(self.inception_weights), self.device))
-        if kind == "lenet":
-            return self.memo("x:lenet", lambda: extractors.lenet_extractor(self.data, self.device))
-        raise KeyError(kind)
+    def extractor(self, name: str) -> Extractor:
+        """The registered extractor `name` (extractors.EXTRACTORS), built once per process."""
+        spec = extractors.EXTRACTORS[name]
+        return self.memo(f"x:{name}", lambda: spec.build(self.device, self.inception_weights))
 
     def features(self, ext: Extractor, images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Features of generated images, shared by every metric of one evaluation (one network pass
@@ -75,7 +72,7 @@ class Metric:
     compute: Callable[[MetricContext, torch.Tensor], dict[str, float]]
     datasets: tuple[str, ...] | None = None  # None: any image dataset
     lower_is_better: bool = True
-    extractor: str = ""  # feature extractor kind ("inception", "lenet"), recorded with every value
+    extractor: str = ""  # the registered feature extractor (extractors.EXTRACTORS), recorded with every value
     needs_generator: bool = False  # reads ctx.generator (inverts G)
 
     def supports(self, dataset: str) -> bool:

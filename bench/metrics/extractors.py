@@ -144,6 +144,7 @@ def lenet(data: Data, device: torch.device) -> tuple[LeNet, dict]:
 
 
 def lenet_extractor(data: Data, device: torch.device) -> Extractor:
+    """The LeNet features of `data`'s classifier (trained once, cached; see `lenet`)."""
     model, meta = lenet(data, device)
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, C, H, W) uint8
@@ -153,3 +154,50 @@ def lenet_extractor(data: Data, device: torch.device) -> Extractor:
         name=f"lenet-{data.name}", sha256=meta["sha256"], preprocess="uint8 round(x*255), /255", layers=("features",),
         run=run, meta={"recipe": meta["recipe"], "test_accuracy": round(meta["test_accuracy"], 4)},
     )
+
+
+# ---------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class ExtractorSpec:
+    """A registered feature space. `build(device, weights)` returns the network ready to run;
+    `weights` is a local weights file where the extractor takes one ("" = its default search)."""
+
+    name: str  # the registry key: `Metric.extractor` and `bench fid --features` name it
+    doc: str
+    build: Callable[[torch.device, str], Extractor] = field(repr=False)
+    input_shape: tuple[int, int, int] | None = None  # the (C, H, W) it takes; None: any image size, grey tiled to RGB
+    locate: Callable[[str], Any] | None = None  # finds (or fetches) its weights before a study's first trial
+
+
+def _inception(device: torch.device, weights: str = "") -> Extractor:
+    return inception_extractor(fidelity.resolve_inception_weights(weights), device)
+
+
+def _lenet_of(dataset: str) -> Callable[[torch.device, str], Extractor]:
+    def build(device: torch.device, weights: str = "") -> Extractor:
+        from bench import data
+
+        return lenet_extractor(data.load(dataset, data.resolve_root("")), device)
+
+    return build
+
+
+EXTRACTORS: dict[str, ExtractorSpec] = {}
+
+
+def register(spec: ExtractorSpec) -> ExtractorSpec:
+    if spec.name in EXTRACTORS:
+        raise ValueError(f"extractor {spec.name!r} registered twice")
+    EXTRACTORS[spec.name] = spec
+    return spec
+
+
+register(ExtractorSpec(
+    "inception", "torch-fidelity's inception-v3-compat (the TF 2015-12-05 graph): pool3 2048-d and pre-bias logits; "
+    "weights from [eval] inception_weights, $BENCH_INCEPTION_WEIGHTS or a download", _inception,
+    locate=lambda weights: fidelity.resolve_inception_weights(weights)))
+register(ExtractorSpec(
+    "lenet-digits5k", "LeNet digit classifier trained on the digits5k train split: 128-d features; offline",
+    _lenet_of("digits5k"), input_shape=(1, 28, 28)))

@@ -10,7 +10,7 @@ not recomputed unless `--again` asks for another record. Because generation and 
 training loop's own functions, re-evaluating a metric of the study file reproduces the value
 logged during training.
 
-`bench fid A B [--features inception|lenet-DATASET]`: A and B are folders of images (png, jpg,
+`bench fid A B [--features NAME]` (a registered extractor: inception, lenet-digits5k, ...): A and B are folders of images (png, jpg,
 jpeg; not recursive) or `.npz` statistics with `mu` and `sigma` (the harness's own, pytorch-fid's
 or TTUR's); `--save-stats` writes A's statistics for later use. Images are read as 8-bit RGB for
 Inception (grey tiled) and as 8-bit grey for LeNet.
@@ -101,15 +101,10 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
 
 
 def extractor_for(name: str, device: torch.device, weights: str = "") -> extractors.Extractor:
-    """`inception` (torch-fidelity's inception-v3-compat) or `lenet-DATASET` (the cached domain classifier)."""
-    if name == "inception":
-        return extractors.inception_extractor(fidelity.resolve_inception_weights(weights), device)
-    if name.startswith("lenet-"):
-        dataset = name[len("lenet-"):]
-        if dataset not in data_mod.DATASETS:
-            raise ConfigError(f"--features {name!r}: no dataset {dataset!r}; expected lenet-<one of {', '.join(data_mod.DATASETS)}>")
-        return extractors.lenet_extractor(data_mod.load(dataset, data_mod.resolve_root("")), device)
-    raise ConfigError(f"--features {name!r}: expected 'inception' or 'lenet-<dataset>' (e.g. lenet-digits5k)")
+    """A registered extractor by name (`bench list` shows them)."""
+    if name not in extractors.EXTRACTORS:
+        raise ConfigError(f"--features {name!r} is not a registered extractor; expected one of {', '.join(extractors.EXTRACTORS)}")
+    return extractors.EXTRACTORS[name].build(device, weights)
 
 
 def load_folder(folder: Path, grey: bool) -> torch.Tensor:
@@ -130,12 +125,13 @@ def load_folder(folder: Path, grey: bool) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays))
 
 
-def statistics_of(source: Path, ext: extractors.Extractor, device: torch.device, batch_size: int) -> tuple[dict[str, np.ndarray], str]:
+def statistics_of(source: Path, ext: extractors.Extractor, device: torch.device, batch_size: int, features_name: str) -> tuple[dict[str, np.ndarray], str]:
     """(mu, sigma) of a folder or a saved `.npz`, and a one-line description."""
     if source.is_dir():
-        images = load_folder(source, grey=ext.name.startswith("lenet"))
-        if ext.name.startswith("lenet") and tuple(images.shape[1:]) != (1, 28, 28):
-            raise HarnessError(f"{source}: images are {tuple(images.shape[2:])}, the LeNet features take 28x28 grey images")
+        shape = extractors.EXTRACTORS[features_name].input_shape
+        images = load_folder(source, grey=shape is not None and shape[0] == 1)
+        if shape is not None and tuple(images.shape[1:]) != shape:
+            raise HarnessError(f"{source}: images are {tuple(images.shape[1:])} (C, H, W); the {features_name} features take {shape}")
         feats = extract(ext, images, device, batch_size)[ext.layers[0]]
         return fidelity.statistics(feats), f"{len(images)} images in {source}"
     if source.suffix == ".npz" and source.is_file():
@@ -166,8 +162,8 @@ def fid_between(a: Path, b: Path, features_name: str = "inception", device_spec:
 
     device = resolve_device(device_spec)
     ext = extractor_for(features_name, device, weights)
-    sa, da = statistics_of(a, ext, device, batch_size)
-    sb, db = statistics_of(b, ext, device, batch_size)
+    sa, da = statistics_of(a, ext, device, batch_size, features_name)
+    sb, db = statistics_of(b, ext, device, batch_size, features_name)
     if sa["mu"].shape != sb["mu"].shape:
         raise HarnessError(f"{a} has {sa['mu'].shape[0]}-d statistics and {b} {sb['mu'].shape[0]}-d; were they made with the same features?")
     if save is not None:
