@@ -6,9 +6,11 @@
     kid_inception_10k_test      KID, same features and images; 100 subsets of 1,000
     is_inception_10k            Inception Score over all 10,000 generated images, one split (PROTOCOL.md)
     prc_inception_10k_test      improved precision/recall (k = 3) in pool3 features; value = F-score
+    dc_inception_10k_test       density and coverage (Naeem et al. 2020, k = 5) in pool3; value = coverage
     fid_lenet_digits5k_1k_test  offline FID: 1,000 vs the 1,000 digits5k test images in the 128-d
                                 features of a LeNet trained on the train split (extractors.py)
-    kid_/prc_lenet_digits5k_1k_test   KID (100 subsets of 500) and precision/recall in those features
+    kid_/prc_/dc_lenet_digits5k_1k_test   KID (100 subsets of 500), precision/recall and density/coverage
+                                in those features
     triangles_prf_1k_test       precision, recall and F1 on `triangles` (triangles_pr.py)
 
 Generated images are rounded to 8-bit levels first, as real images are stored, so both sides go
@@ -22,7 +24,7 @@ when the metric is listed first (only lower-is-better metrics may be, config.py)
 are recorded as `<name>_<key>`. Non-finite images give NaN, which the training loop records as a divergence.
 
 This module is the registry and its catalogue; the computations live beside it: `image` (FID, KID,
-IS, precision/recall in an extractor's features), `mixtures`, `triangles_pr`, with `base` (the
+IS, precision/recall in an extractor's features), `neighbours` (density/coverage, memorization), `mixtures`, `triangles_pr`, with `base` (the
 context and the reference-statistics cache), `extractors` and `fidelity` (torch-fidelity) below them.
 """
 
@@ -32,7 +34,7 @@ from typing import Any
 
 import torch
 
-from bench.metrics import image, mixtures, triangles_pr
+from bench.metrics import image, mixtures, neighbours, triangles_pr
 from bench.metrics.base import Metric, MetricContext
 
 METRICS: dict[str, Metric] = {}
@@ -68,6 +70,11 @@ register(Metric(
     num_samples=10_000, compute=image.prc("inception", 10_000), extractor="inception", lower_is_better=False,
 ))
 register(Metric(
+    name="dc_inception_10k_test",
+    doc="density and coverage (Naeem et al. 2020, k=5) in Inception pool3, 10k vs 10k test; value = coverage (higher is better)",
+    num_samples=10_000, compute=neighbours.dc("inception", 10_000), extractor="inception", lower_is_better=False,
+))
+register(Metric(
     name="fid_lenet_digits5k_1k_test",
     doc="FID in LeNet-classifier features: 1k generated (fixed z) vs the 1k digits5k test images; offline",
     num_samples=1000, compute=image.fid("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k",
@@ -81,6 +88,11 @@ register(Metric(
     name="prc_lenet_digits5k_1k_test",
     doc="improved precision/recall (k=3) in LeNet features, 1k vs 1k digits5k test; value = F-score (higher is better)",
     num_samples=1000, compute=image.prc("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k", lower_is_better=False,
+))
+register(Metric(
+    name="dc_lenet_digits5k_1k_test",
+    doc="density and coverage (Naeem et al. 2020, k=5) in LeNet features, 1k vs 1k digits5k test; value = coverage (higher is better)",
+    num_samples=1000, compute=neighbours.dc("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k", lower_is_better=False,
 ))
 # 2-D mixtures
 for _mix in ("ring8", "grid25"):
