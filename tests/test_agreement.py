@@ -55,7 +55,7 @@ def test_kendall_tau_and_flips_by_hand():
     # the variants never overlap within a metric, so every resample keeps the orders: a point interval
     assert np.allclose(out["lo"], out["tau"]) and np.allclose(out["hi"], out["tau"])
     ranks = agreement.rankings(_frame(ROWS), [FID, PRC, KID])
-    assert ranks.set_index(["summary", "metric"]).loc[("median", KID), "order"] == "A < C < B"
+    assert ranks.set_index(["summary", "metric"]).loc[("median", KID), "order"] == "A, C, B"
 
 
 def test_the_bootstrap_interval_contains_tau_and_is_seeded():
@@ -124,3 +124,26 @@ def test_vectorized_tau_b_equals_scipy_with_ties_and_infinities():
     for r in range(200):
         want = agreement._tau(x[r], y[r])
         assert (np.isnan(ours[r]) and np.isnan(want)) or ours[r] == pytest.approx(want, abs=1e-12), r
+
+
+def test_a_written_report_has_the_agreement_and_device_time_sections(tmp_path):
+    from bench import report
+    from bench.report import synthetic
+
+    exported = synthetic.synthetic_export(12, variants=("ns_gan", "wgan"), seed=1, metrics=(FID, KID))
+    for s in exported:
+        s["user_attrs"]["config"]["study"]["budget_seconds"] = 20.0
+    frame = report.tidy.frame_from_export(exported)
+    rep = report.build(frame, resamples=200)
+    assert len(rep.agreement) == 2 and (rep.agreement["tau"] == 1).all()  # synthetic KID = 1.1 x FID: one order
+    assert rep.settings["budget_seconds"] == 20.0 and 20.0 in set(rep.time_curves["seconds"])
+    paths = report.write(rep, tmp_path / "report", notebook=False)
+    md = paths["report.md"].read_text()
+    assert "## Rank agreement across metrics" in md and "## Expected best score against device time" in md
+    assert "budget is 20 device-seconds" in md and "Every pair of metrics orders the variants alike" in md
+    assert paths["figures/device_time.png"].read_bytes()[:4] == b"\x89PNG"
+    back = pd.read_csv(paths["agreement.csv"])
+    assert list(back["metric_a"]) == [FID, FID] and list(back["metric_b"]) == [KID, KID]
+    # one metric only: no agreement section, the device-time one stays
+    single = report.build(report.tidy.frame_from_export(synthetic.synthetic_export(6, variants=("ns_gan", "wgan"))), resamples=100)
+    assert single.agreement is None and single.time_curves is not None

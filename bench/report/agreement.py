@@ -33,7 +33,8 @@ COLUMNS = ["dataset", "summary", "k", "metric_a", "metric_b", "variants", "tau",
 
 
 def lower_is_better(metric: str) -> bool:
-    """The registry's direction; a metric no longer registered is taken as lower-is-better."""
+    """The registry's direction; a metric no longer registered is taken as lower-is-better. (Importing
+    the registry imports torch, some seconds: only reports that compare metrics do it.)"""
     from bench.metrics import METRICS
 
     m = METRICS.get(metric)
@@ -103,7 +104,7 @@ def rankings(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
             for m in metrics:
                 vals = {v: _summary(d[m].to_numpy(float)[None, :], how, k)[0] for v, d in groups.items()}
                 rows.append({"dataset": dataset, "summary": how, "k": k if how == "best-of-k" else np.nan, "metric": m,
-                             "order": " < ".join(sorted(vals, key=lambda v: (vals[v], v)))})
+                             "order": ", ".join(sorted(vals, key=lambda v: (vals[v], v)))})
     return pd.DataFrame(rows, columns=["dataset", "summary", "k", "metric", "order"])
 
 
@@ -113,8 +114,9 @@ def agreement(frame: pd.DataFrame, metrics: list[str] | None = None, resamples: 
     with a bootstrap interval and the flipped pairs (columns COLUMNS). Empty when no dataset has two
     variants and two metrics."""
     metrics = [m for m in (metrics or frame.attrs.get("metrics", [])) if m in frame]
-    if len(metrics) < 2:
-        return pd.DataFrame(columns=COLUMNS)
+    scored = frame[frame["state"].isin(SCORED)]
+    if len(metrics) < 2 or scored.groupby("dataset")["variant"].nunique().max() < 2:
+        return pd.DataFrame(columns=COLUMNS)  # nothing to agree on (and no need to import the metric registry, i.e. torch)
     tb = trial_bests(frame, metrics)
     rng = np.random.default_rng(seed)
     rows = []

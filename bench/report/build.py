@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report import figures, sensitivity, stats
+from bench.report import agreement, devicetime, figures, sensitivity, stats
 from bench.report.document import render_html, render_markdown
 from bench.report.model import Report
 from bench.report.tables import seeds_table, summary_table
@@ -49,10 +49,18 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
     lap("compare_s")
     imp = sensitivity.importance(best, evaluator, seed)
     lap("importance_s")
+    agree = agreement.agreement(frame, resamples=resamples, seed=seed)
+    ranks = agreement.rankings(frame, [m for m in frame.attrs.get("metrics", []) if m in frame]) if not agree.empty else None
+    lap("agreement_s")
+    budget_s = max((float(c["study"].get("budget_seconds") or 0) for c in frame.attrs.get("configs", {}).values()), default=0.0)
+    times = devicetime.time_curves(best, orders=resamples, seed=seed, budget_seconds=budget_s)
+    lap("device_time_s")
     has_seeds = seeds is not None and not seeds.empty
     return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
                   seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
-                  settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL}, timings=t)
+                  agreement=agree if not agree.empty else None, rankings=ranks, time_curves=times if not times.empty else None,
+                  settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL,
+                            "budget_seconds": budget_s}, timings=t)
 
 
 def draw(rep: Report) -> dict[str, Any]:
@@ -62,6 +70,8 @@ def draw(rep: Report) -> dict[str, Any]:
     if not rep.learning_rate.empty:
         figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
     figs.update(figures.samples(rep.best))
+    if rep.time_curves is not None:
+        figs["device_time"] = devicetime.figure(rep.time_curves, rep.metric, rep.settings.get("budget_seconds", 0.0))
     return figs
 
 
@@ -93,6 +103,10 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
     comparisons = rep.differences.merge(rep.mann_whitney, on=["dataset", "a", "b"], how="left")
     put("comparisons.csv", comparisons.to_csv(index=False).encode())
     put("importance.csv", rep.importance.to_csv(index=False).encode())
+    for name, table in (("agreement.csv", rep.agreement), ("device_time.csv", rep.time_curves), ("variance.csv", rep.variance),
+                        ("memorization.csv", rep.memorization)):
+        if table is not None:
+            put(name, table.to_csv(index=False).encode())
     if rep.seeds is not None:
         put("seeds.parquet", _parquet_bytes(rep.seeds))
         put("seeds_summary.csv", rep.seeds_summary.to_csv(index=False).encode())

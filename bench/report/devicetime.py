@@ -81,3 +81,33 @@ def at_budgets(curves: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
         for b in budgets:
             rows.append(g.iloc[int(np.argmin(np.abs(np.log(g["seconds"].to_numpy()) - np.log(b))))])
     return pd.DataFrame(rows).reset_index(drop=True) if rows else curves.iloc[:0]
+
+
+def figure(curves: pd.DataFrame, metric: str, budget_seconds: float = 0.0):
+    """Per dataset: expected (solid) and median (dotted) best score against device-seconds, log x;
+    the study's budget_seconds as a vertical line."""
+    from bench.report.figures import _colors, _panels
+
+    datasets = list(dict.fromkeys(curves["dataset"]))
+    fig, axes = _panels(len(datasets), width=5.5, height=4.0)
+    for ax, dataset in zip(axes, datasets):
+        c = curves[curves["dataset"] == dataset]
+        variants = list(dict.fromkeys(c["variant"]))
+        colors = _colors(variants)
+        for v in variants:
+            g = c[c["variant"] == v]
+            t = g["seconds"].to_numpy(float)
+            for col, style, label in (("expected_best", "-", f"{v} (n={int(g['n'].iloc[0])}, {g['total_seconds'].iloc[0]:.3g} s)"),
+                                      ("median_best", ":", None)):
+                y = g[col].to_numpy(float)
+                ok = np.isfinite(y)
+                ax.plot(t[ok], y[ok], color=colors[v], linestyle=style, label=label, marker="o" if ok.sum() == 1 else None)
+        if budget_seconds > 0:
+            ax.axvline(budget_seconds, color="grey", linewidth=1, linestyle="--", label=f"budget_seconds = {budget_seconds:g}")
+        ax.set_xscale("log")
+        ax.set_xlabel("budget (device-seconds of trials, run in a random order)")
+        ax.set_ylabel(f"expected best {metric}")
+        ax.set_title(f"{dataset}: best score within a device-time budget (dotted: median)", fontsize=9)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    return fig

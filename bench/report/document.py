@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report import sections
 from bench.report.model import Report
 from bench.report.stats import comparison_budgets
 from bench.report.tables import PAPER_NOTE, fmt
@@ -132,6 +133,8 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
         out.append(("p", "From the fixed evaluation z: an 8x8 grid for images; generated (blue) against real (grey) "
                          "points for 2-D mixtures."))
         out.append(("img", (figs["samples"], "samples of the best trial of each variant")))
+
+    out += sections.blocks(rep, figs)  # rank agreement, device time, variance split, memorization (issue 17)
 
     failed = best[best["state"].isin(["failed", "diverged"]) & best["reason"].astype(bool)]
     if not failed.empty:

@@ -23,6 +23,11 @@ class Report:
     learning_rate: pd.DataFrame  # score against learning rate
     seeds: pd.DataFrame | None = None  # tidy frame of the seed reruns (`bench seeds`), if any
     seeds_summary: pd.DataFrame | None = None  # per variant, beside the paper's Table 2
+    agreement: pd.DataFrame | None = None  # Kendall's tau between metrics' rankings (agreement.py)
+    rankings: pd.DataFrame | None = None  # each metric's order of the variants (agreement.py)
+    time_curves: pd.DataFrame | None = None  # expected best against device-seconds (devicetime.py)
+    variance: pd.DataFrame | None = None  # training-seed against sampling spread per variant (variance.py)
+    memorization: pd.DataFrame | None = None  # share of samples inside a training image's gap (variance.py)
     settings: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -1,0 +1,76 @@
+"""The report sections of issue 17, as document blocks (document.py renders them in report.md and
+report.html): rank agreement across metrics, the best score within a device-time budget, the
+training-seed against sampling variance split, and the memorization check. Each section appears
+only when its table is there."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.report.model import Report
+
+
+def _num(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return ""
+    if isinstance(v, (float, np.floating)) and math.isinf(v):
+        return "inf"
+    return f"{v:.3g}"
+
+
+def blocks(rep: Report, figs: dict[str, str]) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    m = rep.metric
+    if rep.agreement is not None:
+        a = rep.agreement
+        out.append(("h2", "Rank agreement across metrics"))
+        out.append(("p", "Does the ranking of the variants survive a change of metric or feature space (Stein et al. "
+                         "2023)? Each metric ranks the variants by the expected best of k trials (k = the fewest trials "
+                         "of any variant) and by the median per-trial best, each trial taken at its own best checkpoint "
+                         "in that metric. Kendall's tau-b between two metrics' rankings: 1 = the same order, -1 = "
+                         f"reversed; {rep.settings['level']:.0%} percentile-bootstrap interval over "
+                         f"{rep.settings['resamples']} resamples of the trials; flips: the pairs of variants whose order "
+                         "differs."))
+        if rep.rankings is not None:
+            r = rep.rankings
+            out.append(("table", r.assign(k=[_num(k) for k in r["k"]])[["dataset", "summary", "k", "metric", "order"]]
+                        .rename(columns={"order": "variants, best first"})))
+        out.append(("table", pd.DataFrame({
+            "dataset": a["dataset"], "summary": a["summary"], "metric a": a["metric_a"], "metric b": a["metric_b"],
+            "tau": [_num(v) for v in a["tau"]], "interval": [f"[{_num(lo)}, {_num(hi)}]" for lo, hi in zip(a["lo"], a["hi"])],
+            "order flips": [f or "none" for f in a["flips"]]})))
+        disagree = a[a["flips"].astype(bool)]
+        if disagree.empty:
+            out.append(("p", "Every pair of metrics orders the variants alike under both summaries."))
+        else:
+            out.append(("p", f"{len(disagree)} of {len(a)} metric pairs (counting both summaries) order some variants "
+                             "differently: a ranking under one metric alone would not carry over."))
+    if rep.time_curves is not None:
+        c = rep.time_curves
+        budget = float(rep.settings.get("budget_seconds") or 0.0)
+        out.append(("h2", "Expected best score against device time"))
+        out.append(("p", f"The trials of each variant run in a random order ({rep.settings['resamples']} orders), each "
+                         "costing its recorded seconds; the best score among the trials finished within T device-seconds, "
+                         "averaged over the orders (expected; +inf while some order has no trial finished) and its median. "
+                         "Variants with costlier steps get fewer trials in the same time, so this compares them at equal "
+                         "compute, where the curve against trials compares them at an equal number of settings."
+                         + (f" The study's budget is {budget:g} device-seconds per variant." if budget > 0 else "")))
+        if "device_time" in figs:
+            out.append(("img", (figs["device_time"], "expected best score against device-seconds")))
+        from bench.report.devicetime import at_budgets
+
+        common = c.groupby("dataset")["total_seconds"].min()  # every variant of the dataset can spend it
+        rows = []
+        for dataset, t in common.items():
+            marks = sorted({t / 4, t / 2, t} | ({budget} if budget > 0 else set()))
+            rows.append(at_budgets(c[c["dataset"] == dataset], marks))
+        t = pd.concat(rows, ignore_index=True)
+        out.append(("table", pd.DataFrame({
+            "dataset": t["dataset"], "variant": t["variant"], "device-seconds": [_num(v) for v in t["seconds"]],
+            "trials finished (mean)": [_num(v) for v in t["trials_done"]], f"expected best {m}": [_num(v) for v in t["expected_best"]],
+            f"median best {m}": [_num(v) for v in t["median_best"]], "all trials (s)": [_num(v) for v in t["total_seconds"]]})))
+    return out
