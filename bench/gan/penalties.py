@@ -3,6 +3,8 @@
 A penalty is `fn(D, x_real, x_fake, hp) -> terms` with the weighted penalty under "loss"; it is
 added to the D loss by the D step. A hook is `fn(D, hp) -> None`, run after every D step
 (WGAN's weight clipping). Both read their hyperparameters from `hp`, the trial's resolved dict.
+A `ParamPenalty` (historical averaging) penalises a player's own parameters, G's or D's, with
+its running state passed in and out of the training step explicitly.
 
 Gradient norms follow compare_gan v1 (Lucic et al. 2018): ‖g‖ = sqrt(1e-4 + Σ g²) over every
 input dimension of an example, and one interpolation coefficient α ~ U[0, 1] per example.
@@ -10,7 +12,8 @@ input dimension of an example, and one interpolation coefficient α ~ U[0, 1] pe
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, NamedTuple
 
 import torch
 from torch import nn
@@ -72,3 +75,49 @@ def clip_weights(D: nn.Module, hp: Mapping[str, Any]) -> None:
     with torch.no_grad():
         for p in D.parameters():
             p.clamp_(-c, c)
+
+
+# --- Penalties on a player's own parameters, with their state carried explicitly ---
+
+
+class ParamMean(NamedTuple):
+    """The running mean (1/t) Σᵢ θᵢ of a player's parameters over its t updates so far, on the
+    parameters' device. `t` is a host int (it only counts), so keeping the mean needs no sync."""
+
+    t: int
+    mean: tuple[torch.Tensor, ...]
+
+
+def track_mean(entry: ParamMean | None, module: nn.Module) -> ParamMean:
+    """The mean with the current parameters θ_t counted in: m_t = m_{t-1} + (θ_t - m_{t-1}) / t.
+    New tensors are returned (the old entry is left as it was): state goes in and out."""
+    params = [p.detach() for p in module.parameters()]
+    if entry is None:
+        return ParamMean(1, tuple(p.clone() for p in params))
+    t = entry.t + 1
+    return ParamMean(t, tuple(torch._foreach_lerp(list(entry.mean), params, 1.0 / t)))
+
+
+def historical_average(module: nn.Module, entry: ParamMean, hp: Mapping[str, Any]) -> Terms:
+    """Salimans et al. 2016, sec. 3.3: λ ‖θ - (1/t) Σᵢ₌₁ᵗ θ[i]‖², the squared distance of all of
+    the player's parameters from their historical mean (which includes the current θ and is a
+    constant of the update). λ = hp["ha_lambda"]."""
+    sq = torch.stack([(p - m).pow(2).sum() for p, m in zip(module.parameters(), entry.mean)]).sum()
+    return {"loss": hp["ha_lambda"] * sq, "distance": sq.detach().sqrt()}
+
+
+@dataclass(frozen=True)
+class ParamPenalty:
+    """A penalty on a player's own parameters that any loss can take (`Variant.param_penalty`).
+    Before each update of a player, the training step sets state[key(player)] =
+    track(state.get(key(player)), net); the step adds penalty(net, that entry, hp) to the player's loss."""
+
+    name: str
+    track: Callable[[Any, nn.Module], Any]
+    penalty: Callable[[nn.Module, Any, Mapping[str, Any]], Terms]
+
+    def key(self, player: str) -> str:
+        return f"{self.name}_{player}"
+
+
+historical_averaging = ParamPenalty("historical_averaging", track_mean, historical_average)

@@ -6,7 +6,8 @@ the strategies read the recipe's loss, penalty and hook, so a variant never need
 
 - `adversarial_d_step` / `adversarial_g_step`: the GAN step of compare_gan v1 (Lucic et al. 2018).
   D sees a real batch and G(z) (no gradient into G), plus the recipe's penalty, then the hook
-  (WGAN's clipping) runs; G minimises the recipe's G loss on D(G(z)).
+  (WGAN's clipping) runs; G minimises the recipe's G loss on D(G(z)). Where the recipe has a
+  penalty on a player's own parameters (historical averaging), each player's loss carries it.
 - `unrolled_g_step`: Metz et al. 2017, "Unrolled generative adversarial networks". G minimises its
   loss against a copy of D advanced k = hp["unroll_steps"] D-optimizer steps on the current real
   batch and G(z), differentiating through the unrolled updates (the surrogate loss
@@ -38,6 +39,7 @@ class Recipe(Protocol):
     loss: losses.Loss | None
     penalty: Callable[..., Terms] | None
     after_d_step: Callable[..., None] | None
+    param_penalty: Any  # penalties.ParamPenalty | None, on the updated player's own parameters
 
 
 @dataclass
@@ -53,6 +55,17 @@ class Nets:
 StepFn = Callable[[Recipe, Nets, torch.Tensor, torch.Tensor, Mapping[str, Any], Mapping[str, Any]], Terms]
 
 
+def param_penalty_terms(variant: Recipe, player: str, net: nn.Module, state: Mapping[str, Any],
+                        hp: Mapping[str, Any]) -> Terms:
+    """The recipe's penalty on the player's own parameters, prefixed param_penalty_ (the weighted
+    penalty under param_penalty_loss, to be added to the player's loss); {} when it has none.
+    The player's "loss" term stays its adversarial loss alone, as with D's penalty."""
+    pp = variant.param_penalty
+    if pp is None:
+        return {}
+    return {f"param_penalty_{k}": v for k, v in pp.penalty(net, state[pp.key(player)], hp).items()}
+
+
 def adversarial_d_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
                        state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
     with torch.no_grad():
@@ -63,6 +76,9 @@ def adversarial_d_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: tor
         p_terms = variant.penalty(nets.D, x_real, x_fake, hp)
         loss = loss + p_terms["loss"]
         terms = {**terms, **{f"penalty_{k}": v for k, v in p_terms.items()}}
+    if variant.param_penalty is not None:
+        terms = {**terms, **param_penalty_terms(variant, "d", nets.D, state, hp)}
+        loss = loss + terms["param_penalty_loss"]
     nets.opt_d.zero_grad(set_to_none=True)
     loss.backward()
     nets.opt_d.step()
@@ -73,9 +89,10 @@ def adversarial_d_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: tor
 
 def adversarial_g_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
                        state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
-    terms = variant.loss.g(nets.D(nets.G(z)), state)
+    terms = {**variant.loss.g(nets.D(nets.G(z)), state), **param_penalty_terms(variant, "g", nets.G, state, hp)}
+    loss = terms["loss"] + terms["param_penalty_loss"] if variant.param_penalty is not None else terms["loss"]
     nets.opt_g.zero_grad(set_to_none=True)
-    terms["loss"].backward(inputs=list(nets.G.parameters()))  # no gradient left in D
+    loss.backward(inputs=list(nets.G.parameters()))  # no gradient left in D
     nets.opt_g.step()
     return terms
 

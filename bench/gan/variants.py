@@ -22,6 +22,12 @@ decade either side of the source's value; narrow: β₁ 0.5, one D step, a decad
                 lr 1e-4, β₁ 0.5 (their settings); k: wide {1, 5, 10}, narrow 5.
   mbd_gan       Salimans et al. 2016, ns_gan with minibatch discrimination in D. Default 100
                 kernels of dimension 5, lr 3e-4, β₁ 0.5 (their code); wide {50, 100, 200} x {5, 10}.
+  ns_gan_ha     Salimans et al. 2016, sec. 3.3: ns_gan + historical averaging, λ ‖θ - (1/t) Σᵢ θᵢ‖² on
+                G's and on D's parameters (penalties.historical_averaging). The paper gives no λ and
+                its code (openai/improved-gan, as read: imagenet/build_model.py and the train_*
+                scripts) has no such term; default λ 1.0 is torchgan's HistoricalAverage default;
+                wide 10^U[-2, 2], narrow 10^U[-1, 1], like R1's γ. Optimizer defaults as mbd_gan's
+                (the same paper's code): lr 3e-4, β₁ 0.5.
   sn_<loss>     Miyato et al. 2018 / Kurach et al. 2019: the loss's recipe with spectral
                 normalization in D. BN in D off by default and in the narrow space (SN replaces it).
 """
@@ -83,6 +89,9 @@ class Variant:
     loss: losses.Loss | None = None  # None only where the steps need no GAN loss (the VAE)
     penalty: penalties.Penalty | None = None
     after_d_step: penalties.Hook | None = None
+    # A penalty on each player's own parameters (historical averaging); its per-player state is
+    # kept in the recipe state under param_penalty.key("d"/"g") by the training step.
+    param_penalty: penalties.ParamPenalty | None = None
     # Per-step loss state carried explicitly (BEGAN's k_t): the initial value, and
     # update(state, d_terms, hp) -> new state, called after every D step.
     initial_state: Mapping[str, Any] = field(default_factory=dict)
@@ -114,6 +123,7 @@ class Variant:
         return {
             "loss": self.loss.name if self.loss else None, "penalty": name(self.penalty),
             "after_d_step": name(self.after_d_step), "update_state": name(self.update_state),
+            "param_penalty": self.param_penalty.name if self.param_penalty else None,
             "d_role": self.d_role, "d_options": [f.__name__ for f in self.d_options],
             "d_step": name(self.d_step), "g_step": name(self.g_step), "fresh_z_for_g": self.fresh_z_for_g,
             "latent": name(self.latent),
@@ -138,6 +148,8 @@ def register(v: Variant) -> Variant:
         raise ValueError(f"variant {v.name!r}: its steps need a loss")
     if v.g_step is steps.unrolled_g_step and (v.penalty is not None or v.after_d_step is not None):
         raise ValueError(f"variant {v.name!r}: the unrolled D steps repeat the loss only; a penalty or hook would be left out")
+    if v.param_penalty is not None and (v.d_step, v.g_step) != (steps.adversarial_d_step, steps.adversarial_g_step):
+        raise ValueError(f"variant {v.name!r}: a param_penalty is added by the adversarial D and G steps only")
     VARIANTS[v.name] = v
     return v
 
@@ -290,6 +302,16 @@ register(Variant(
               "mbd_kernels": 100, "mbd_kernel_dim": 5},
     wide={**COMMON_WIDE, "mbd_kernels": Choice((50, 100, 200)), "mbd_kernel_dim": Choice((5, 10))},
     narrow={**COMMON_NARROW, "mbd_kernels": Fixed(100), "mbd_kernel_dim": Fixed(5)},
+))
+
+register(Variant(
+    name="ns_gan_ha",
+    doc="ns_gan + historical averaging λ‖θ - (1/t) Σᵢ θᵢ‖² on G's and D's parameters (Salimans et al. 2016)",
+    loss=losses.non_saturating,
+    param_penalty=penalties.historical_averaging,
+    defaults={"learning_rate": 3e-4, "beta1": 0.5, "disc_iters": 1, "d_batchnorm": True, "ha_lambda": 1.0},
+    wide={**COMMON_WIDE, "ha_lambda": Float(1e-2, 1e2, log=True)},
+    narrow={**COMMON_NARROW, "ha_lambda": Float(1e-1, 1e1, log=True)},
 ))
 
 # Spectral normalization in D for every GAN loss (weight clipping's wgan excluded: SN replaces it).

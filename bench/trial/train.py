@@ -87,6 +87,15 @@ def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int],
                 speed.adam(D.parameters(), hp["learning_rate"], betas, device))
 
 
+def track_params(variant: Variant, state: Mapping[str, Any], player: str, net: torch.nn.Module) -> Mapping[str, Any]:
+    """The state with the player's parameter history brought up to date before its update, for a
+    recipe with a penalty on its own parameters (historical averaging); the state itself otherwise."""
+    pp = variant.param_penalty
+    if pp is None:
+        return state
+    return {**state, pp.key(player): pp.track(state.get(pp.key(player)), net)}
+
+
 def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mapping[str, Any], step: int,
                x_real: torch.Tensor, z_batch: Callable[[], torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """One training step: the D update, the state update, and the G update every disc_iters steps.
@@ -94,11 +103,13 @@ def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mappi
     terms: dict[str, torch.Tensor] = {}
     z = z_batch()  # (B, z_dim)
     if variant.d_step is not None:
+        state = track_params(variant, state, "d", nets.D)
         d_terms = variant.d_step(variant, nets, x_real, z, state, hp)
         if variant.update_state is not None:
-            state = variant.update_state(state, d_terms, hp)
+            state = {**state, **variant.update_state(state, d_terms, hp)}
         terms.update({f"d_{k}": v.detach() for k, v in d_terms.items()})
     if step % int(hp["disc_iters"]) == 0:
+        state = track_params(variant, state, "g", nets.G)
         g_terms = variant.g_step(variant, nets, x_real, z_batch() if variant.fresh_z_for_g else z, state, hp)
         terms.update({f"g_{k}": v.detach() for k, v in g_terms.items()})
     return dict(state), terms
