@@ -254,6 +254,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_figure(args: argparse.Namespace) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from bench import records
+    from bench.figures import critic
+
+    setting = critic.Setting(**{k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None})
+    paths = critic.write(Path(args.out) if args.out else records.figure_dir(args.name), setting)
+    for kind, path in paths.items():
+        print(f"{kind}: {path}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from bench import storage
 
@@ -399,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-notebook", action="store_true", help="skip executing report.ipynb")
     s.add_argument("--brief", action="store_true", help="print only where the report is")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("figure", help="draw a stand-alone figure: critic = the seed's Figure 2 (GAN discriminator vs WGAN critics on two Gaussians), PNG + CSV + JSON")
+    s.add_argument("name", choices=["critic"], help="which figure")
+    s.add_argument("--out", metavar="DIR", help="output folder (default: results/figures/<name>)")
+    s.add_argument("--steps", type=_positive_int, help="D updates per network (default 2000)")
+    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.set_defaults(fn=cmd_figure)
 
     s = sub.add_parser("seeds", help="the paper's phase 3: rerun each variant's best configuration with K seeds (a separate Optuna study)")
     s.add_argument("study", help="study name under studies/ or a path to a .toml file")

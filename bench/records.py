@@ -98,6 +98,11 @@ def sample_grid_path(tdir: Path) -> Path:
     return tdir / "samples.png"
 
 
+def figure_dir(name: str, root: Path | None = None) -> Path:
+    """Where `bench figure NAME` writes by default: results/figures/NAME/."""
+    return (root or results_root()) / "figures" / name
+
+
 def report_dir(study: str, root: Path | None = None) -> Path:
     return study_dir(study, root) / "report"
 

@@ -32,7 +32,7 @@ LAYERS = {
     "bench.config": 5,
     "bench.trial": 6,
     "bench.study": 7,
-    "bench.report": 8,
+    "bench.report": 8, "bench.figures": 8,
     "bench.cli": 9, "bench.benchmarks": 9,
     "bench.__main__": 10,
 }
