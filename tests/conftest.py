@@ -53,7 +53,7 @@ def tiny_study_text(**over) -> str:
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
-    """One cache per test session: the LeNet extractor is trained once, not once per test."""
+    """One cache per test session: reference statistics are computed once, not once per test."""
     return tmp_path_factory.mktemp("bench-cache")
 
 

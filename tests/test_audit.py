@@ -121,7 +121,7 @@ def test_evaluation_leaves_the_training_random_stream_alone(monkeypatch):
 
 def test_manifest_records_how_the_trial_was_made(study):
     from bench import data as data_mod
-    from bench.metrics import extractors
+    from bench.metrics import lenet
 
     tdir = study / "wgan" / "trial-0000"
     m = manifest.read(tdir)
@@ -137,7 +137,7 @@ def test_manifest_records_how_the_trial_was_made(study):
     assert re.fullmatch(r"[0-9a-f]{40}", m["harness"]["git_commit"]) and isinstance(m["harness"]["git_dirty"], bool)
     data = data_mod.load("digits5k", data_mod.resolve_root(parse_study(tomllib.loads(tiny_text()), "tiny.toml").data.root))
     assert m["data"]["fingerprint"] == data.fingerprint()
-    assert m["metrics"]["extractors"]["lenet-digits5k"]["sha256"] == extractors.lenet(data, torch.device("cpu"))[1]["sha256"]
+    assert m["metrics"]["extractors"]["lenet-digits5k"]["sha256"] == lenet.WEIGHTS_SHA256
     assert m["metrics"]["objective"] == METRIC and METRIC in m["metrics"]["protocol"]
     assert m["storage"] == {"kind": "sqlite", "optuna_study": "tiny:wgan"}
     assert set(m["files"]) == {"config.json", "metrics.jsonl", "samples.png", "checkpoints/g-0000005.pt", "checkpoints/g-0000010.pt"}

@@ -8,7 +8,7 @@
     prc_inception_10k_test      improved precision/recall (k = 3) in pool3 features; value = F-score
     dc_inception_10k_test       density and coverage (Naeem et al. 2020, k = 5) in pool3; value = coverage
     fid_lenet_digits5k_1k_test  offline FID: 1,000 vs the 1,000 digits5k test images in the 128-d
-                                features of a LeNet trained on the train split (extractors.py)
+                                features of the shipped LeNet trained on the train split (lenet.py)
     kid_/prc_/dc_lenet_digits5k_1k_test   KID (100 subsets of 500), precision/recall and density/coverage
                                 in those features
     triangles_prf_1k_test       precision, recall and F1 on `triangles` (triangles_pr.py)

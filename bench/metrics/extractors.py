@@ -8,32 +8,25 @@ produces and into the content key of cached reference statistics (metrics.py).
 logits; grey images are tiled to 3 channels; weights from the study's `[eval] inception_weights`,
 $BENCH_INCEPTION_WEIGHTS or torch-fidelity's download.
 
-`lenet`: a small digit classifier trained once and cached.
+`lenet-digits5k`: a small digit classifier (lenet.py) whose weights ship with the package.
 
 Inception weights cannot be downloaded on an offline machine, so CPU and offline studies measure
 FID in the feature space of a LeNet-style classifier trained on the dataset's own train split
-(the "domain FID" used for MNIST by e.g. Lucic et al.'s precision/recall follow-ups). The
-recipe is fixed and seeded; the trained weights are cached under $BENCH_CACHE/extractors keyed
-by the recipe and the dataset's fingerprint, with a sha256 of the weights recorded beside every
-value. Metric names say which extractor they use (`fid_lenet_...`), so a domain FID is never
-mistaken for the Inception one.
+(the "domain FID" used for MNIST by e.g. Lucic et al.'s precision/recall follow-ups). Its weights
+are one fixed file, verified against a recorded sha256 when loaded, so every machine and worker
+scores in the same feature space; the sha256 is recorded beside every value. Metric names say
+which extractor they use (`fid_lenet_...`), so a domain FID is never mistaken for the Inception one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from filelock import FileLock
-from torch import nn
 
-from bench import records
-from bench.data.base import Data
-from bench.metrics import fidelity
+from bench.metrics import fidelity, lenet
 
 
 @dataclass(frozen=True)
@@ -47,7 +40,8 @@ class Extractor:
 
     def provenance(self) -> dict[str, Any]:
         """What is recorded beside every value computed with this extractor."""
-        return {"extractor": self.name, "sha256": self.sha256, **{k: v for k, v in self.meta.items() if k != "path"}}
+        return {"extractor": self.name, "sha256": self.sha256, "preprocess": self.preprocess,
+                **{k: v for k, v in self.meta.items() if k != "path"}}
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -70,89 +64,16 @@ def inception_extractor(weights: Path, device: torch.device) -> Extractor:
         meta={"code": f"torch-fidelity {fidelity.VERSION}", "weights": weights.name, "path": str(weights)},
     )
 
-LENET_RECIPE = "lenet-v1: conv32-pool-conv64-pool-fc128(relu, features)-fc10; adam 1e-3; 8 epochs; batch 128; seed 0"
-
-
-class LeNet(nn.Module):
-    FEATURES = 128
-
-    def __init__(self, shape: tuple[int, int, int] = (1, 28, 28), classes: int = 10):
-        super().__init__()
-        in_channels, h, w = shape
-        self.trunk = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * (h // 4) * (w // 4), self.FEATURES), nn.ReLU(),
-        )
-        self.head = nn.Linear(self.FEATURES, classes)
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [0, 1] -> (B, 128)
-        return self.trunk(x * 2.0 - 1.0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
-
-
-def _train_lenet(data: Data) -> tuple[dict, float]:
-    if data.train_labels is None or data.test_labels is None:
-        raise ValueError(f"dataset {data.name} has no labels; the lenet extractor needs them")
-    gen = torch.Generator().manual_seed(0)
-    torch.manual_seed(0)
-    model = LeNet(data.shape)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x, y = data.train, data.train_labels
-    for _ in range(8):
-        perm = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 128):
-            idx = perm[i : i + 128]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    model.eval()
-    with torch.no_grad():
-        acc = (model(data.test).argmax(1) == data.test_labels).float().mean().item()
-    return model.state_dict(), acc
-
-
-def weights_sha256(state: dict) -> str:
-    buf = io.BytesIO()
-    torch.save({k: v.cpu() for k, v in sorted(state.items())}, buf)
-    return hashlib.sha256(buf.getvalue()).hexdigest()
-
-
-def lenet(data: Data, device: torch.device) -> tuple[LeNet, dict]:
-    """The cached LeNet extractor for `data` and its provenance (recipe, sha256, test accuracy)."""
-    key = hashlib.sha256(f"{LENET_RECIPE}|{data.name}|{data.fingerprint()}".encode()).hexdigest()[:16]
-    path = records.cache_root() / "extractors" / f"lenet-{data.name}-{key}.pt"
-    meta_path = path.with_suffix(".json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):
-        if not (path.is_file() and meta_path.is_file()):
-            state, acc = _train_lenet(data)
-            meta = {"recipe": LENET_RECIPE, "dataset": data.name, "test_accuracy": acc, "sha256": weights_sha256(state)}
-            buf = io.BytesIO()
-            torch.save(state, buf)
-            records.atomic_write_bytes(path, buf.getvalue())
-            records.write_json(meta_path, meta)
-    state = records.load_weights(path)  # weights_only; a damaged cache file fails naming it (issue #10)
-    meta = records.read_json(Path(meta_path))
-    model = LeNet(data.shape)
-    model.load_state_dict(state)
-    model.eval().requires_grad_(False)
-    return model.to(device), {**meta, "name": "lenet", "path": str(path)}
-
-
-def lenet_extractor(data: Data, device: torch.device) -> Extractor:
-    """The LeNet features of `data`'s classifier (trained once, cached; see `lenet`)."""
-    model, meta = lenet(data, device)
+def lenet_extractor(device: torch.device) -> Extractor:
+    """The features of the shipped digits5k LeNet (lenet.py): one fixed network, verified on load."""
+    model = lenet.load(device)
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, C, H, W) uint8
         return {"features": model.features(x.float() / 255.0)}
 
     return Extractor(
-        name=f"lenet-{data.name}", sha256=meta["sha256"], preprocess="uint8 round(x*255), /255", layers=("features",),
-        run=run, meta={"recipe": meta["recipe"], "test_accuracy": round(meta["test_accuracy"], 4)},
+        name=f"lenet-{lenet.DATASET}", sha256=lenet.WEIGHTS_SHA256, preprocess="uint8 round(x*255), /255", layers=("features",),
+        run=run, meta={"recipe": lenet.RECIPE, "test_accuracy": lenet.TEST_ACCURACY, "weights": lenet.WEIGHTS_FILE.name},
     )
 
 
@@ -175,13 +96,8 @@ def _inception(device: torch.device, weights: str = "") -> Extractor:
     return inception_extractor(fidelity.resolve_inception_weights(weights), device)
 
 
-def _lenet_of(dataset: str) -> Callable[[torch.device, str], Extractor]:
-    def build(device: torch.device, weights: str = "") -> Extractor:
-        from bench import data
-
-        return lenet_extractor(data.load(dataset, data.resolve_root("")), device)
-
-    return build
+def _lenet(device: torch.device, weights: str = "") -> Extractor:
+    return lenet_extractor(device)
 
 
 EXTRACTORS: dict[str, ExtractorSpec] = {}
@@ -199,5 +115,6 @@ register(ExtractorSpec(
     "weights from [eval] inception_weights, $BENCH_INCEPTION_WEIGHTS or a download", _inception,
     locate=lambda weights: fidelity.resolve_inception_weights(weights)))
 register(ExtractorSpec(
-    "lenet-digits5k", "LeNet digit classifier trained on the digits5k train split: 128-d features; offline",
-    _lenet_of("digits5k"), input_shape=(1, 28, 28)))
+    "lenet-digits5k", f"LeNet digit classifier trained on the digits5k train split, shipped with the package "
+    f"(weights sha256 {lenet.WEIGHTS_SHA256[:12]}..., test accuracy {lenet.TEST_ACCURACY}): 128-d features; offline",
+    _lenet, input_shape=(1, 28, 28)))

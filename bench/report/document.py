@@ -43,6 +43,12 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     lost = int((best["state"] == "lost").sum())
     out.append(("p", f"Source: {rep.frame.attrs.get('source', '')}. Objective: {m} (lower is better), the best over each "
                      f"trial's checkpoints. Sampler: {first['sampler']}; pruner: {first['pruner']}; search space: {first['space']}."))
+    spaces = rep.frame.attrs.get("feature_spaces") or {}
+    if spaces:
+        out.append(("p", "Feature spaces (the same for every checkpoint whose metrics log is on this machine; a report "
+                         "refuses to pool values scored in different ones): " + "; ".join(
+                             f"{name}: {p.get('extractor', '')}, weights sha256 {p.get('sha256', '')}"
+                             + (f", {p['code']}" if p.get("code") else "") for name, p in spaces.items()) + "."))
     out.append(("p", "A diverged trial keeps the best checkpoint it reached before diverging, or counts as +inf when it "
                      "reached none; it is never dropped. Failed trials (an error, not a property of the variant) are "
                      "counted but carry no score." + (f" {lost} trial(s) lost with a dead worker and retried are left out." if lost else "")))

@@ -155,10 +155,54 @@ def _checkpoints(t: dict[str, Any], objective: str, tdir: Path | None) -> list[d
         return [{k: records.from_json_number(v) for k, v in e.items()} for e in evals]
     log = tdir / "metrics.jsonl" if tdir is not None else None
     if log is not None and log.is_file():
-        found = [{k: v for k, v in r.items() if k not in ("kind", "seconds")} for r in records.read_jsonl(log) if r.get("kind") == "eval"]
+        found = [{k: v for k, v in r.items() if k not in ("kind", "seconds", "extractors")} for r in records.read_jsonl(log) if r.get("kind") == "eval"]
         if found:
             return found
     return [{"step": int(s), objective: v} for s, v in sorted(t["intermediate"].items())]
+
+
+SPACE_KEYS = ("extractor", "sha256", "code", "preprocess")  # what names a feature space (provenance fields)
+
+
+def _feature_spaces(tdir: Path | None) -> dict[str, dict[tuple[str, ...], dict[str, Any]]]:
+    """{metric: {space: provenance}} of the values that stand in a trial's metrics log: per (step,
+    metric) the latest eval record's `extractors` entry (`bench eval --again` supersedes earlier ones)."""
+    log = tdir / "metrics.jsonl" if tdir is not None else None
+    if log is None or not log.is_file():
+        return {}
+    standing: dict[tuple[Any, str], dict[str, Any]] = {}
+    for r in records.read_jsonl(log):
+        if r.get("kind") == "eval":
+            for metric, prov in (r.get("extractors") or {}).items():
+                standing[(r.get("step"), metric)] = prov
+    out: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
+    for (_, metric), prov in standing.items():
+        out.setdefault(metric, {})[tuple(str(prov.get(k, "")) for k in SPACE_KEYS)] = prov
+    return out
+
+
+def check_feature_spaces(spaces: dict[str, dict[tuple[str, ...], dict[str, Any]]],
+                         where: dict[tuple[str, tuple[str, ...]], list[str]]) -> dict[str, dict[str, Any]]:
+    """Refuse to pool values of one metric computed in different feature spaces (another extractor,
+    weights sha256, torch-fidelity version or preprocessing), naming the trials of each space in one
+    line; returns {metric: provenance} for the report. A record from before preprocessing was
+    recorded (an empty "preprocess") joins the one space that matches it otherwise.
+    `spaces`: {metric: {space: provenance}}; `where`: {(metric, space): ["variant trial N", ...]}."""
+    out = {}
+    for metric, found in spaces.items():
+        groups: dict[tuple[str, ...], list[str]] = {}
+        for space in sorted(found, key=lambda s: s[-1] == ""):  # recorded preprocessing first
+            twin = [g for g in groups if g[:-1] == space[:-1]] if space[-1] == "" else []
+            groups.setdefault(twin[0] if len(twin) == 1 else space, []).extend(where[(metric, space)])
+        if len(groups) > 1:
+            parts = []
+            for (extractor, sha, code, prep), trials in groups.items():
+                names = ", ".join(trials[:6]) + (", ..." if len(trials) > 6 else "")
+                parts.append(f"{extractor} sha256 {sha[:12]}" + (f" {code}" if code else "") + (f" [{prep}]" if prep else "") + f" ({names})")
+            raise HarnessError(f"{metric}: checkpoints scored in different feature spaces cannot be pooled: {' vs '.join(parts)}; "
+                               f"re-score them in one space (`bench eval STUDY --metrics {metric} --again`) or report them apart")
+        out[metric] = found[next(iter(groups))]
+    return out
 
 
 def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None = None, phase: str = "search") -> pd.DataFrame:
@@ -169,6 +213,8 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     distributions: dict[str, dict[str, str]] = {}
     metrics: list[str] = []
     objective = None
+    spaces: dict[str, dict[str, dict[str, Any]]] = {}
+    where: dict[str, list[str]] = {}
     for s in exported:
         cfg, variant = s["user_attrs"]["config"], s["user_attrs"]["variant"]
         sname = cfg["study"]["name"]
@@ -201,6 +247,10 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
             tdir = _trial_dir(sname, variant, t, results_dir, here, phase)
             base["trial_dir"] = str(tdir) if tdir is not None else ""
             cps = _checkpoints(t, objective, tdir)
+            for metric, found in _feature_spaces(tdir).items():
+                for key, prov in found.items():
+                    spaces.setdefault(metric, {}).setdefault(key, prov)
+                    where.setdefault((metric, key), []).append(f"{variant} trial {t['number']}")
             if not cps:
                 rows.append({**base, "step": np.nan})
             for cp in cps:
@@ -215,7 +265,9 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     hp = sorted(c for c in frame.columns if c.startswith("hp_"))
     rest = [c for c in frame.columns if c not in ID_COLUMNS and c not in hp and c not in metrics]
     frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
-    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase}
+    feature_spaces = check_feature_spaces(spaces, where)
+    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase,
+                   "feature_spaces": feature_spaces}
     return frame
 
 

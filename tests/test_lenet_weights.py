@@ -1,0 +1,65 @@
+"""The LeNet behind `fid_lenet_*` is one fixed network (issue 14, point 2): the shipped weights match
+their recorded sha256 and test accuracy, a changed file is refused naming it, and the recipe trained
+in fresh processes started with 1 and with 2 torch threads reproduces the shipped sha256 bit for bit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from bench import data as data_mod
+from bench.errors import HarnessError
+from bench.metrics import lenet
+from bench.metrics.extractors import EXTRACTORS
+
+from .conftest import ROOT
+
+
+def test_the_shipped_weights_are_the_recorded_ones_and_score_the_recorded_accuracy():
+    state = torch.load(lenet.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    assert lenet.tensors_sha256(state) == lenet.WEIGHTS_SHA256
+    assert sum(v.numel() for v in state.values()) == 421_642  # conv 320 + 18,496, fc 401,536, head 1,290
+    model = lenet.load(torch.device("cpu"))
+    data = data_mod.load(lenet.DATASET, data_mod.resolve_root(""))
+    with torch.no_grad():
+        correct = int((model(data.test).argmax(1) == data.test_labels).sum())
+    assert correct / len(data.test) == lenet.TEST_ACCURACY
+
+
+def test_the_registered_extractor_names_the_shipped_sha256_and_its_preprocessing():
+    ext = EXTRACTORS["lenet-digits5k"].build(torch.device("cpu"), "")
+    prov = ext.provenance()
+    assert prov["sha256"] == lenet.WEIGHTS_SHA256 and prov["preprocess"] == ext.preprocess
+    assert prov["test_accuracy"] == lenet.TEST_ACCURACY and prov["weights"] == "lenet-digits5k.pt"
+
+
+def test_a_changed_weights_file_is_refused_naming_it(tmp_path):
+    state = torch.load(lenet.WEIGHTS_FILE, map_location="cpu", weights_only=True)
+    state["head.bias"][0] += 1e-6  # one parameter, one ulp-scale change
+    bad = tmp_path / "lenet-digits5k.pt"
+    lenet.save(state, bad)
+    with pytest.raises(HarnessError) as e:
+        lenet.load(torch.device("cpu"), bad)
+    msg = str(e.value)
+    assert "\n" not in msg and str(bad) in msg and lenet.WEIGHTS_SHA256[:16] in msg
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(HarnessError, match=str(bad)):
+        lenet.load(torch.device("cpu"), bad)
+
+
+@pytest.mark.slow
+def test_the_recipe_in_fresh_processes_with_1_and_2_threads_reproduces_the_shipped_sha256(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env.pop("OMP_NUM_THREADS", None)
+    procs = {n: subprocess.Popen([sys.executable, "-m", "bench.metrics.lenet", "--threads", str(n), "--out", str(tmp_path / f"{n}.pt")],
+                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+             for n in (1, 2)}
+    for n, p in procs.items():
+        out, err = p.communicate(timeout=900)
+        assert p.returncode == 0, err
+        assert out.split() == ["sha256", lenet.WEIGHTS_SHA256, "test_accuracy", f"{lenet.TEST_ACCURACY:.4f}", "threads_at_start", str(n)]
+        assert lenet.tensors_sha256(torch.load(tmp_path / f"{n}.pt", weights_only=True)) == lenet.WEIGHTS_SHA256
