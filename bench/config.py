@@ -115,6 +115,7 @@ class TrainSection:
     precision: str = _opt("fp32", "'bf16': the training step under bfloat16 autocast (weights, gradients, Adam state and losses stay fp32); faster on GPUs and AMX CPUs but changes the numbers, so off by default (README: Performance)", one_of("fp32", "bf16"))
     compile: bool = _opt(False, "torch.compile G and D in place (checkpoints unchanged); pays on GPUs after a one-off compile, not on a small CPU; off by default")
     channels_last: bool = _opt(False, "NHWC layout for conv nets and image batches (tensor cores prefer it, mostly with bf16); off by default")
+    tf32: bool = _opt(False, "TF32 tensor-core math for training convolutions (cuDNN) and float32 matmuls on Ampere and later GPUs: faster, 10-bit mantissa; off by default; evaluation always runs with TF32 off")
 
 
 @dataclass(frozen=True)

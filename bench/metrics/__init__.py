@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from bench.metrics import image, mixtures, neighbours, triangles_pr
-from bench.metrics.base import Metric, MetricContext
+from bench.metrics.base import Metric, MetricContext, full_precision
 
 METRICS: dict[str, Metric] = {}
 
@@ -132,11 +132,12 @@ for n, kw, what in ((1000, full, "1k test triangles, 3 restarts x 300 Adam steps
 def compute_metrics(ctx: MetricContext, names: list[str], images: torch.Tensor) -> dict[str, float]:
     """{name: value, name_key: other values} for metrics computed on one set of generated images."""
     values: dict[str, float] = {}
-    for name in names:
-        m = METRICS[name]
-        out = m.compute(ctx, images[: m.num_samples])
-        values[name] = float(out["value"])
-        values.update({f"{name}_{k}": float(v) for k, v in out.items() if k != "value"})
+    with full_precision():  # TF32 off for every metric, restored after (issue 14, point 6)
+        for name in names:
+            m = METRICS[name]
+            out = m.compute(ctx, images[: m.num_samples])
+            values[name] = float(out["value"])
+            values.update({f"{name}_{k}": float(v) for k, v in out.items() if k != "value"})
     return values
 
 

@@ -10,6 +10,7 @@ half a file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 from dataclasses import dataclass, field
@@ -24,6 +25,51 @@ from bench import records
 from bench.data.base import Data
 from bench.metrics import extractors, fidelity
 from bench.metrics.extractors import Extractor, to_uint8
+
+
+NEW_TF32_API = hasattr(torch.backends.cudnn, "conv") and hasattr(torch.backends.cuda.matmul, "fp32_precision")  # torch >= 2.9
+
+
+def tf32_state() -> dict[str, str]:
+    """How float32 convolutions (cuDNN) and matmuls (cuBLAS) may run on Ampere+ GPUs: "tf32" (10-bit
+    mantissa), "ieee" (full fp32) or "none" (inherit torch's default; cuDNN's is TF32). torch >= 2.9
+    names them `fp32_precision`; older torch has the `allow_tf32` switches. Reading the old switches
+    after the new API was used is an error in torch, so the harness uses one API only."""
+    if NEW_TF32_API:
+        return {"cudnn_conv": torch.backends.cudnn.conv.fp32_precision, "cuda_matmul": torch.backends.cuda.matmul.fp32_precision}
+    return {"cudnn_conv": "tf32" if torch.backends.cudnn.allow_tf32 else "ieee",
+            "cuda_matmul": "tf32" if torch.backends.cuda.matmul.allow_tf32 else "ieee"}
+
+
+def _set_tf32(state: dict[str, str]) -> None:
+    if NEW_TF32_API:
+        torch.backends.cudnn.conv.fp32_precision = state["cudnn_conv"]
+        torch.backends.cuda.matmul.fp32_precision = state["cuda_matmul"]
+    else:
+        torch.backends.cudnn.allow_tf32 = state["cudnn_conv"] == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = state["cuda_matmul"] == "tf32"
+
+
+@contextlib.contextmanager
+def tf32(on: bool):
+    """Run the block with TF32 on or off for both cuDNN convolutions and matmuls; restore the
+    caller's settings after. TF32 keeps 10 mantissa bits, so a metric computed with it differs from
+    the fp32 one (PyTorch docs, "TensorFloat-32 (TF32) on Ampere (and later) devices"); cuDNN's TF32
+    is on by default."""
+    before = tf32_state()
+    _set_tf32({"cudnn_conv": "tf32" if on else "ieee", "cuda_matmul": "tf32" if on else "ieee"})
+    try:
+        yield
+    finally:
+        _set_tf32(before)
+
+
+def full_precision():
+    """Every evaluation runs in full fp32: TF32 off for cuDNN and matmul (issue 14, point 6)."""
+    return tf32(False)
+
+
+EVAL_NUMERICS = {"cudnn_conv": "ieee", "cuda_matmul": "ieee"}  # what full_precision sets
 
 
 @dataclass
@@ -90,10 +136,11 @@ METRICS: dict[str, Metric] = {}
 def extract(ext: Extractor, images_u8: torch.Tensor, device: torch.device, batch_size: int) -> dict[str, torch.Tensor]:
     """{layer: (N, D) float64 on the CPU} of uint8 images, `batch_size` at a time on `device`."""
     parts: dict[str, list[torch.Tensor]] = {k: [] for k in ext.layers}
-    for i in range(0, len(images_u8), batch_size):
-        out = ext.run(images_u8[i : i + batch_size].to(device, non_blocking=True))
-        for k in ext.layers:
-            parts[k].append(out[k].to(torch.float64).cpu())
+    with full_precision():  # features in fp32 even where a caller left TF32 on
+        for i in range(0, len(images_u8), batch_size):
+            out = ext.run(images_u8[i : i + batch_size].to(device, non_blocking=True))
+            for k in ext.layers:
+                parts[k].append(out[k].to(torch.float64).cpu())
     return {k: torch.cat(v) for k, v in parts.items()}
 
 

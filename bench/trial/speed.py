@@ -14,6 +14,9 @@ they change how it is computed, and so the float rounding:
   computed in fp32. Evaluation (generation and metrics) always runs in fp32.
 - **channels_last**: conv nets and image batches in NHWC layout, which GPU tensor cores and
   oneDNN prefer; a no-op for nets without 4-D weights.
+- **tf32**: TF32 for cuDNN convolutions and float32 matmuls in the training step (both flags, set
+  per step and restored after, so the process default, cuDNN's TF32 on, never leaks into training).
+  Evaluation always turns both off (metrics.base.full_precision).
 - **compile**: `nn.Module.compile()` on G and D, in place, so parameter names, checkpoints and
   evaluation code are unchanged. It costs a one-off compilation (minutes on a small CPU).
 
@@ -28,6 +31,8 @@ from typing import Any, Iterable
 
 import torch
 from torch import nn
+
+from bench.metrics.base import EVAL_NUMERICS, tf32, tf32_state
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -77,7 +82,16 @@ def autocast(train: Any, device: torch.device) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
+def numerics(train: Any) -> contextlib.AbstractContextManager:
+    """The TF32 flags a training step runs under: `[train] tf32` for cuDNN and matmul alike."""
+    return tf32(train.tf32)
+
+
 def settings(train: Any, device: torch.device) -> dict[str, Any]:
-    """What the loop does on this device, for the trial's manifest."""
+    """What the loop does on this device, for the trial's manifest; `numerics` holds both TF32 flags
+    as training sets them and as every evaluation sets them."""
+    with tf32(train.tf32):
+        during_training = tf32_state()
     return {"adam": adam_impl(device), "precision": train.precision, "compile": train.compile,
-            "channels_last": train.channels_last}
+            "channels_last": train.channels_last, "tf32": train.tf32,
+            "numerics": {"training": during_training, "evaluation": dict(EVAL_NUMERICS)}}

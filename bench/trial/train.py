@@ -36,7 +36,7 @@ from bench.gan.architectures import ARCHITECTURES
 from bench.gan.steps import Nets
 from bench.gan.variants import Variant
 from bench.metrics import METRICS, compute_metrics, extractor_provenance, provenance
-from bench.metrics.base import MetricContext
+from bench.metrics.base import MetricContext, full_precision
 from bench.search.samplers import derive_seed
 from bench.trial import manifest, preview, speed
 
@@ -131,13 +131,14 @@ def evaluate(G: torch.nn.Module, cfg: StudyConfig, ctx: MetricContext, z: torch.
     from bench.metrics.triangles_pr import generator_fn
 
     names = list(metrics or cfg.eval.metrics)
-    images = generate(G, z, cfg.eval.batch_size, cfg.eval.generator_mode)
-    needs_g = any(METRICS[n].needs_generator for n in names)
-    ctx.begin(generator_fn(G, cfg.eval.generator_mode) if needs_g else None)
-    # Metrics may draw random numbers or seed torch (an extractor trained on first use does); the
-    # fork keeps training's random stream the same whether or not they do, so reruns are bit-identical.
-    with torch.random.fork_rng(devices=[z.device] if z.device.type == "cuda" else []):
-        return compute_metrics(ctx, names, images), images
+    with full_precision():  # generation and metrics in fp32 whatever training's [train] tf32 says
+        images = generate(G, z, cfg.eval.batch_size, cfg.eval.generator_mode)
+        needs_g = any(METRICS[n].needs_generator for n in names)
+        ctx.begin(generator_fn(G, cfg.eval.generator_mode) if needs_g else None)
+        # Metrics may draw random numbers or seed torch; the fork keeps training's random stream the
+        # same whether or not they do, so reruns are bit-identical.
+        with torch.random.fork_rng(devices=[z.device] if z.device.type == "cuda" else []):
+            return compute_metrics(ctx, names, images), images
 
 
 def metric_context(cfg: StudyConfig, data: Data, device: torch.device) -> MetricContext:
@@ -187,7 +188,7 @@ def run_trial(
 
     try:
         for step in range(1, cfg.train.steps + 1):
-            with speed.autocast(cfg.train, device):
+            with speed.autocast(cfg.train, device), speed.numerics(cfg.train):
                 state, terms = train_step(variant, nets, hp, state, step, speed.batch(stream.next(), cfg.train), z_batch)
             acc.update(terms)
             result.steps = step
