@@ -58,9 +58,16 @@ def _bn(n: int, dim: int, on: bool) -> nn.Module:
     return cls(n, eps=BN_EPS, momentum=BN_MOMENTUM)
 
 
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"lrelu": lambda: nn.LeakyReLU(LRELU), "relu": nn.ReLU}
+
+
 class InfoGANGenerator(nn.Module):
-    def __init__(self, z_dim: int, shape: tuple[int, int, int], width: float = 1.0):
+    """compare_gan v1's `AbstractGAN.generator` (LeakyReLU 0.2 after each BN); with activation="relu"
+    its VAE `decoder`, the same layers with ReLU (compare_gan/src/gans/VAE.py)."""
+
+    def __init__(self, z_dim: int, shape: tuple[int, int, int], width: float = 1.0, activation: str = "lrelu"):
         super().__init__()
+        act = ACTIVATIONS[activation]
         c, h, w = shape
         if h % 4 or w % 4:
             raise ValueError(f"infogan needs image sides divisible by 4, got {h}x{w}")
@@ -68,11 +75,11 @@ class InfoGANGenerator(nn.Module):
         fc, ch, dc = _w(1024, width), _w(128, width), _w(64, width)
         self.ch, self.h4, self.w4 = ch, h // 4, w // 4
         self.fc = nn.Sequential(
-            nn.Linear(z_dim, fc), _bn(fc, 1, True), nn.LeakyReLU(LRELU),
-            nn.Linear(fc, ch * self.h4 * self.w4), _bn(ch * self.h4 * self.w4, 1, True), nn.LeakyReLU(LRELU),
+            nn.Linear(z_dim, fc), _bn(fc, 1, True), act(),
+            nn.Linear(fc, ch * self.h4 * self.w4), _bn(ch * self.h4 * self.w4, 1, True), act(),
         )
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(ch, dc, 4, 2, 1), _bn(dc, 2, True), nn.LeakyReLU(LRELU),
+            nn.ConvTranspose2d(ch, dc, 4, 2, 1), _bn(dc, 2, True), act(),
             nn.ConvTranspose2d(dc, c, 4, 2, 1), nn.Sigmoid(),
         )
         init_weights(self)
@@ -169,23 +176,26 @@ class InfoGANAutoEncoder(nn.Module):
 class Architecture:
     name: str
     doc: str
-    generator: Callable[[int, tuple[int, int, int], float], nn.Module]
+    generator: Callable[..., nn.Module]  # (z_dim, shape, width, activation) -> G
     discriminator: Callable[[tuple[int, int, int], float, bool], nn.Module]
     accepts: Callable[[tuple[int, ...]], str | None] = lambda shape: None  # None: fits, else what it needs
     # Other D roles (Variant.d_role); None where the architecture has none.
     autoencoder: Callable[[tuple[int, int, int], float, bool], nn.Module] | None = None  # (shape, width, batchnorm)
     encoder: Callable[[tuple[int, int, int], float, bool, int], nn.Module] | None = None  # (shape, width, batchnorm, z_dim)
+    # The hidden activations its generator builder takes, its own first (a VAE decoder may ask for another).
+    g_activations: tuple[str, ...] = ("relu",)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
     "infogan": Architecture(
         "infogan",
         "InfoGAN-style conv G/D of Lucic et al. (28x28, 32x32, 64x64; D outputs logits)",
-        lambda z_dim, shape, width: InfoGANGenerator(z_dim, shape, width),
+        lambda z_dim, shape, width, activation="lrelu": InfoGANGenerator(z_dim, shape, width, activation),
         lambda shape, width, batchnorm: InfoGANDiscriminator(shape, width, batchnorm),
         accepts=lambda shape: _image_sides_divisible(shape, 4),
         autoencoder=lambda shape, width, batchnorm: InfoGANAutoEncoder(shape, width, batchnorm),
         encoder=lambda shape, width, batchnorm, z_dim: GaussianEncoder(InfoGANDiscriminator(shape, width, batchnorm), z_dim),
+        g_activations=("lrelu", "relu"),
     ),
 }
 
@@ -355,21 +365,21 @@ def _points(shape: tuple[int, ...]) -> str | None:
 ARCHITECTURES["dcgan"] = Architecture(
     "dcgan",
     "DCGAN of Kurach et al. 2019 (compare_gan): 5x5 convs, BN in D per trial; for CIFAR-10 (32x32), CelebA (64x64)",
-    lambda z_dim, shape, width: DCGANGenerator(z_dim, shape, width),
+    lambda z_dim, shape, width, activation="relu": DCGANGenerator(z_dim, shape, width),
     lambda shape, width, batchnorm: DCGANDiscriminator(shape, width, batchnorm),
     accepts=lambda shape: _image_sides_divisible(shape, 16),
 )
 ARCHITECTURES["sndcgan"] = Architecture(
     "sndcgan",
     "SNDCGAN of Miyato et al./Kurach et al.: 7-conv D with spectral norm on every layer, no BN in D",
-    lambda z_dim, shape, width: SNDCGANGenerator(z_dim, shape, width),
+    lambda z_dim, shape, width, activation="relu": SNDCGANGenerator(z_dim, shape, width),
     lambda shape, width, batchnorm: SNDCGANDiscriminator(shape, width, batchnorm),
     accepts=lambda shape: _image_sides_divisible(shape, 8),
 )
 ARCHITECTURES["mlp"] = Architecture(
     "mlp",
     "MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU; logits",
-    lambda z_dim, shape, width: MLPGenerator(z_dim, shape, width),
+    lambda z_dim, shape, width, activation="relu": MLPGenerator(z_dim, shape, width),
     lambda shape, width, batchnorm: MLPDiscriminator(shape, width, batchnorm),
     accepts=_points,
 )

@@ -102,9 +102,27 @@ class Variant:
     g_step: steps.StepFn = steps.adversarial_g_step
     fresh_z_for_g: bool = False  # compare_gan resampled z before the G step for WGAN-GP only
     latent: Callable[[torch.Tensor], torch.Tensor] = uniform_latent  # U(-1, 1) draws -> G's prior
+    g_activation: str = ""  # G's hidden activation: "" = the architecture's own; the VAE's decoder asks for "relu"
+    # Trial 0 in the narrow space where it differs from `defaults` (compare_gan's params.py set some
+    # defaults per range: the VAE's discriminator_batchnorm is False in the narrow range).
+    narrow_defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def space(self, kind: str) -> Space:
         return {"wide": self.wide, "narrow": self.narrow}[kind]
+
+    def defaults_in(self, kind: str) -> dict[str, Any]:
+        """Trial 0's setting in the search space `kind` ("wide" or "narrow")."""
+        return {**self.defaults, **(self.narrow_defaults if kind == "narrow" else {})}
+
+    def build_g(self, arch: Any, z_dim: int, shape: tuple[int, int, int], width: float) -> nn.Module:
+        """G from the architecture's generator builder, with this variant's hidden activation."""
+        act = self.g_activation or arch.g_activations[0]
+        if act not in arch.g_activations:
+            from bench.errors import ConfigError
+
+            raise ConfigError(f"variant {self.name!r} needs a generator with {act} activations but architecture "
+                              f"{arch.name!r} builds one with {', '.join(arch.g_activations)}")
+        return arch.generator(z_dim, shape, width, activation=act)
 
     def build_d(self, arch: Any, shape: tuple[int, int, int], width: float, z_dim: int, hp: Mapping[str, Any]) -> nn.Module:
         """The network that plays D for this variant, with its D options applied."""
@@ -126,7 +144,7 @@ class Variant:
             "param_penalty": self.param_penalty.name if self.param_penalty else None,
             "d_role": self.d_role, "d_options": [f.__name__ for f in self.d_options],
             "d_step": name(self.d_step), "g_step": name(self.g_step), "fresh_z_for_g": self.fresh_z_for_g,
-            "latent": name(self.latent),
+            "latent": name(self.latent), "g_activation": self.g_activation or "architecture's",
         }
 
 
@@ -255,10 +273,13 @@ register(Variant(
 
 register(Variant(
     name="vae",
-    doc="VAE baseline: decoder = the G network, encoder = the D trunk; Bernoulli likelihood + KL, z ~ N(0, I)",
+    doc="VAE baseline as compare_gan ran it: decoder = the G network with ReLU, encoder = the D trunk; Bernoulli likelihood + KL, z ~ N(0, I)",
     d_role="encoder", d_step=None, g_step=steps.vae_step, latent=normal_latent,
-    # One update per step (disc_iters is fixed at 1); d_batchnorm is BN in the encoder, as in compare_gan.
+    g_activation="relu",  # compare_gan v1 VAE.decoder: tf.nn.relu where its GAN generator has lrelu
+    # One update per step (disc_iters is fixed at 1); d_batchnorm is BN in the encoder, as in compare_gan,
+    # whose params.py defaults it to True in the wide range and False in the narrow one (VAEHyperParams).
     defaults={"learning_rate": 5e-5, "beta1": 0.5, "disc_iters": 1, "d_batchnorm": True},
+    narrow_defaults={"d_batchnorm": False},
     wide={**COMMON_WIDE, "disc_iters": Fixed(1)},
     narrow=COMMON_NARROW,
 ))

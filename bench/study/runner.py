@@ -137,7 +137,7 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
     if create:
         study.set_user_attr("budget", budget_of(cfg).to_dict())
         if not study.get_trials(deepcopy=False):
-            defaults = {k: variant.defaults[k] for k in space.searched(variant.space(cfg.study.space))}
+            defaults = {k: variant.defaults_in(cfg.study.space)[k] for k in space.searched(variant.space(cfg.study.space))}
             study.enqueue_trial(defaults, user_attrs={"paper_default": True})
     return study
 
@@ -247,7 +247,7 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
             warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
             hp = space.suggest(trial, variant.space(cfg.study.space))
         if me.user_attrs.get("paper_default"):
-            hp = dict(variant.defaults)  # sample 0 is the authors' setting, fixed values included
+            hp = variant.defaults_in(cfg.study.space)  # sample 0 is the authors' setting, fixed values included
         seeds = trial_seeds(cfg.study.seed, origin)
         if tdir.exists():  # left by an earlier storage: keep it, never overwrite
             tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))

@@ -31,6 +31,7 @@ from bench import data as data_mod
 from bench import records
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
+from bench.gan.variants import VARIANTS
 from bench.metrics import METRICS, extractors, fidelity, provenance
 from bench.metrics.base import extract
 
@@ -83,7 +84,7 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
                 todo = [n for n in names if again or (step, n) not in have]
                 if not todo:
                     continue
-                G = arch.generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
+                G = VARIANTS[variant].build_g(arch, cfg.model.z_dim, data.shape, cfg.model.width).to(device)
                 G.load_state_dict(records.load_weights(ckpt, map_location=device))  # a damaged file: one line naming it (issue #10)
                 values, _ = evaluate(G, cfg, ctx, z, todo)
                 rec = {"kind": "eval", "source": "bench eval", "step": step, **values, "extractors": provenance(ctx, todo)}

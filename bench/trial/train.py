@@ -80,7 +80,7 @@ def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int],
                hp: Mapping[str, Any], device: torch.device) -> Nets:
     """G, the network the variant needs as D, and one Adam each (same lr and beta1, beta2 = 0.999)."""
     arch = ARCHITECTURES[architecture]
-    G = arch.generator(z_dim, shape, width).to(device)
+    G = variant.build_g(arch, z_dim, shape, width).to(device)
     D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
     betas = (float(hp["beta1"]), 0.999)
     return Nets(G, D, speed.adam(G.parameters(), hp["learning_rate"], betas, device),
