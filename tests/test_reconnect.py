@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import uuid
 
@@ -79,7 +80,7 @@ def test_other_errors_are_not_retried(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- a real PostgreSQL restart
 
 PG = "127.0.0.1:5432"
-OUTAGE_S = 4
+OUTAGE_S = 2
 SECRET = "Pg-restart-secret-9"
 
 
@@ -121,27 +122,40 @@ def test_postgres_restart_mid_study(tmp_path, shared_cache):
     url = f"postgresql+psycopg2://postgres:{SECRET}@{PG}/{db}"  # trust auth: the password is ignored, and must not leak
     study = tmp_path / "pgrestart.toml"
     study.write_text(tiny_study_text(name="pgrestart", variants='["wgan"]', trials=2, steps=120, checkpoint_every=20))
-    env = cli_env(tmp_path / "results", shared_cache, BENCH_STORAGE=url, BENCH_STORAGE_RETRY_S="90")
+    env = cli_env(tmp_path / "results", shared_cache, BENCH_STORAGE=url, BENCH_STORAGE_RETRY_S="90",
+                  BENCH_HEARTBEAT_S="1")  # a storage call every second while a trial runs: the outage is met at once
     log = tmp_path / "results" / "pgrestart" / "wgan" / "trial-0000" / "metrics.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "bench", "study", str(study), "--variant", "wgan"], env=env, cwd=ROOT,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err_lines: list[str] = []
+    reader = threading.Thread(target=lambda: err_lines.extend(iter(p.stderr.readline, "")), daemon=True)
+    reader.start()  # stderr is read while the worker runs: the outage line is the condition to wait for
     try:
         deadline = time.monotonic() + 300
-        while not (log.is_file() and b'"eval"' in log.read_bytes()):  # training, and reporting to the storage
-            assert p.poll() is None, p.communicate()
+        while not (log.is_file() and b'"train"' in log.read_bytes()):  # inside the trial, its heartbeat running
+            assert p.poll() is None, (p.communicate(), err_lines)
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        # A restart with a gap: down long enough that the trial reports to it (every 20 D steps) meanwhile.
         stop = subprocess.run([*cluster, "stop", "-m", "fast"], capture_output=True, text=True, timeout=120)
         assert stop.returncode == 0, stop.stderr
-        time.sleep(OUTAGE_S)
+        # The server stays down until the worker has met the outage (a heartbeat, a report or the next
+        # trial fails and it says so), however slow the machine; then it comes back within the retry budget.
+        deadline = time.monotonic() + 180
+        while not any("connection lost" in line for line in err_lines):
+            assert p.poll() is None, ("the study ended while the server was down", err_lines)
+            assert time.monotonic() < deadline, ("the worker never touched the storage while it was down", err_lines)
+            time.sleep(0.05)
+        time.sleep(OUTAGE_S)  # a gap after the first failed call, so that the retry loop runs more than once
         start = subprocess.run([*cluster, "start"], capture_output=True, text=True, timeout=120)
         assert start.returncode == 0, start.stderr
-        out, err = p.communicate(timeout=600)
+        out = p.stdout.read()
+        p.wait(timeout=600)
+        reader.join(timeout=60)
     finally:
         if p.poll() is None:
             p.kill()
         _ensure_running(cluster)
+    err = "".join(err_lines)
     assert p.returncode == 0, err
     assert "Traceback" not in err and SECRET not in out + err
     assert "connection lost" in err and "reconnected after" in err, err  # the outage was met, and ridden out
