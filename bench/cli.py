@@ -148,13 +148,13 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     cfg = _load(args)
     from bench import storage
-    from bench.study import runner
+    from bench.study import status  # not the runner: no torch, so status answers in about a second
 
-    variants = runner.main_variants(cfg, args.variant)
+    variants = status.main_variants(cfg, args.variant)
     url = storage.resolve_url(cfg, args.storage, create=False)
     shown: list[str] = []
     while True:
-        lines = runner.status_lines(cfg, url, variants)
+        lines = status.status_lines(cfg, url, variants, created_only=True)
         if lines != shown:
             stamp = time.strftime("%H:%M:%S ") if args.watch else ""
             for line in lines:

@@ -51,7 +51,7 @@ def name_like(v: str) -> str | None:
 
 
 def registry_check(kind: str, non_empty: bool = False) -> Callable[[Any], str | None]:
-    """Validate against a registry resolved lazily (registries import torch; config must not).
+    """Validate against a registry's names, read from the catalogue (registries import torch; config must not).
 
     Registry checks run after every cheap check of the whole file (`_validate`), so a typo or a
     wrong type is reported without importing torch; `non_empty` lists must name at least one.
@@ -241,7 +241,7 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     cfg = StudyConfig(**sections, source=source)
     if cfg.train.checkpoint_every > cfg.train.steps:
         raise ConfigError(f"{source}: [train] checkpoint_every = {cfg.train.checkpoint_every} exceeds [train] steps = {cfg.train.steps}; expected at most steps")
-    for name, section in sections.items():  # last: these import the registries (and torch)
+    for name, section in sections.items():  # last: these read the registries' catalogue
         _validate_section(section, name, source, registry=True)
     problem = _combination_problem(cfg)
     if problem:
@@ -255,23 +255,22 @@ def _combination_problem(cfg: StudyConfig) -> str | None:
     """Dataset, architecture and metrics must fit together; the objective (first metric) is minimised."""
     from bench import registries
 
-    datasets, archs, metrics = (registries.get(k) for k in ("datasets", "architectures", "metrics"))
     ds = cfg.data.dataset
-    shape = datasets[ds].shape
-    need = archs[cfg.model.architecture].accepts(shape)
+    shape = registries.dataset_shape(ds)
+    need = registries.architecture_needs(cfg.model.architecture, ds)
     if need:
-        fits = [a for a, arch in archs.items() if arch.accepts(shape) is None]
+        fits = [a for a in registries.names("architectures") if registries.architecture_needs(a, ds) is None]
         return (f"[model] architecture = {cfg.model.architecture!r} takes {need}, but [data] dataset = {ds!r} has samples "
                 f"of shape {shape}; expected one of {', '.join(map(repr, fits))}")
-    usable = [m for m, metric in metrics.items() if metric.supports(ds)]
-    bad = [m for m in cfg.eval.metrics if not metrics[m].supports(ds)]
+    usable = [m for m in registries.names("metrics") if registries.metric_supports(m, ds)]
+    bad = [m for m in cfg.eval.metrics if not registries.metric_supports(m, ds)]
     if bad:
         return f"[eval] metrics: {bad[0]!r} does not apply to [data] dataset = {ds!r}; expected metrics from {', '.join(map(repr, usable)) or 'none'}"
     if not cfg.eval.metrics:
         return f"[eval] metrics is empty; expected at least one of {', '.join(map(repr, usable)) or 'none'} (the first is the objective)"
     objective = cfg.eval.metrics[0]
-    if not metrics[objective].lower_is_better:
-        lower = [m for m in usable if metrics[m].lower_is_better]
+    if not registries.metric_lower_is_better(objective):
+        lower = [m for m in usable if registries.metric_lower_is_better(m)]
         return (f"[eval] metrics: the first metric is the objective, which the study minimises, but {objective!r} is "
                 f"higher-is-better; expected a lower-is-better metric first, one of {', '.join(map(repr, lower)) or 'none'}")
     return None

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1] / "bench"
 
 LAYERS = {
     "bench": 0,
-    "bench.errors": 0,
+    "bench.errors": 0, "bench.catalogue": 0,
     "bench.records": 1, "bench.reconnect": 1, "bench.search": 1,
     "bench.storage": 2, "bench.data": 2,
     "bench.gan": 3, "bench.metrics": 3,

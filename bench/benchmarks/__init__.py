@@ -21,6 +21,7 @@ MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
     "bench.benchmarks.search",
     "bench.benchmarks.fid_path",
     "bench.benchmarks.variants",
+    "bench.benchmarks.cli_speed",
 ]
 
 

@@ -38,10 +38,10 @@ from bench import records, storage
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
+from bench.study.status import budget_of, main_variants, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
 from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
-from bench.study.budget import Budget
 from bench.trial import manifest
 from bench.trial.train import resolve_device, run_trial, trial_seeds
 
@@ -65,10 +65,6 @@ def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
     return budget_mod.counts(t)
 
 
-def optuna_study_name(cfg: StudyConfig, variant: str) -> str:
-    return f"{cfg.name}:{variant}"
-
-
 def compat_digest(cfg: StudyConfig) -> str:
     """Hash of everything that changes what a trial computes (the budget and description excluded)."""
     import hashlib
@@ -85,16 +81,6 @@ def public_config(cfg: StudyConfig) -> dict[str, Any]:
     d = cfg.to_dict()
     d["study"]["storage"] = storage.mask(d["study"]["storage"])
     return d
-
-
-def budget_of(cfg: StudyConfig) -> Budget:
-    return Budget(cfg.study.trials, cfg.study.budget_steps, cfg.study.budget_seconds)
-
-
-def stored_budget(study: optuna.Study, cfg: StudyConfig) -> Budget:
-    """The budget every worker obeys: the one `bench study` recorded in the storage."""
-    raw = study.user_attrs.get("budget")
-    return Budget.from_dict(raw) if raw else budget_of(cfg)
 
 
 def worker_id() -> str:
@@ -331,24 +317,3 @@ def trial_line(t: optuna.trial.FrozenTrial, metric: str) -> str:
     return line
 
 
-def status_lines(cfg: StudyConfig, url: str, variants: list[str]) -> list[str]:
-    """One line per variant: done/budget, running, failed, the rest, the spend (`bench status`)."""
-    st = storage.open_storage(url, heartbeat=False)
-    existing = set(storage.study_names(st))
-    lines = []
-    for v in variants:
-        name = optuna_study_name(cfg, v)
-        if name not in existing:
-            lines.append(f"{name}: not created (budget {budget_of(cfg).describe()})")
-            continue
-        study = optuna.load_study(study_name=name, storage=st)
-        lines.append(budget_mod.status_line(name, study.get_trials(deepcopy=False), stored_budget(study, cfg), cfg.train.steps))
-    return lines
-
-
-def main_variants(cfg: StudyConfig, variant: str) -> list[str]:
-    if variant == "all":
-        return list(cfg.study.variants)
-    if variant not in VARIANTS:
-        raise ConfigError(f"--variant {variant!r} is not a variant; expected 'all' or one of {', '.join(VARIANTS)}")
-    return [variant]
