@@ -334,6 +334,21 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_probe(args: argparse.Namespace) -> int:
+    from bench import storage
+    from bench.study import probe, runner
+
+    cfg = _load(args)
+    if args.z_seeds < 2:
+        raise ConfigError(f"--z-seeds {args.z_seeds}: expected an integer of at least 2")
+    if args.samples < 0:
+        raise ConfigError(f"--samples {args.samples}: expected a positive integer (0 = the objective's sample count)")
+    url = storage.resolve_url(cfg, args.storage, create=False)
+    for v in runner.main_variants(cfg, args.variant):
+        probe.probe_variant(cfg, v, url, args.z_seeds, args.samples, args.device)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from bench.gan.variants import VARIANTS
     from bench.trial import reeval
@@ -465,6 +480,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="port (default 8080)")
     s.set_defaults(fn=cmd_dashboard)
+
+    s = sub.add_parser("probe", help="each variant's best checkpoint: the objective over K evaluation seeds (sampling spread) and a memorization check; `bench report` shows them")
+    s.add_argument("study", help="study name under studies/ or a path to its .toml file")
+    s.add_argument("--variant", default="all", help="variant name, or 'all' (default) for every variant listed in the study file")
+    s.add_argument("--z-seeds", type=int, default=5, help="evaluation seeds (the study's own first) [5]")
+    s.add_argument("--samples", type=int, default=0, help="generated samples for the memorization check (default: the objective's count)")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("eval", help="compute metrics on a study's saved checkpoints without retraining; appends records, never overwrites")
     s.add_argument("study", help="study name under studies/ or a path to its .toml file")

@@ -103,6 +103,20 @@ def figure_dir(name: str, root: Path | None = None) -> Path:
     return (root or results_root()) / "figures" / name
 
 
+def probe_dir(study: str, root: Path | None = None) -> Path:
+    """`bench probe`: per variant, the best checkpoint re-scored with several evaluation seeds and
+    its memorization check (probe/<variant>.json, probe/<variant>-nearest.png)."""
+    return study_dir(study, root) / "probe"
+
+
+def probe_path(study: str, variant: str, root: Path | None = None) -> Path:
+    return probe_dir(study, root) / f"{variant}.json"
+
+
+def probe_image_path(study: str, variant: str, root: Path | None = None) -> Path:
+    return probe_dir(study, root) / f"{variant}-nearest.png"
+
+
 def report_dir(study: str, root: Path | None = None) -> Path:
     return study_dir(study, root) / "report"
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report import agreement, devicetime, figures, sensitivity, stats
+from bench.report import agreement, devicetime, figures, sensitivity, stats, variance
 from bench.report.document import render_html, render_markdown
 from bench.report.model import Report
 from bench.report.tables import seeds_table, summary_table
@@ -26,9 +26,9 @@ from bench.report.tidy import check_scored, load_phases, per_trial, scores, stud
 
 
 def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,
-          seeds: pd.DataFrame | None = None) -> Report:
-    """All tables of a report from the search's tidy frame (and the seed reruns' one, if given).
-    Raises HarnessError when no trial has a score yet."""
+          seeds: pd.DataFrame | None = None, probes: dict[tuple[str, str], dict[str, Any]] | None = None) -> Report:
+    """All tables of a report from the search's tidy frame (and the seed reruns' one and the records
+    of `bench probe`, if given). Raises HarnessError when no trial has a score yet."""
     t: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -56,20 +56,29 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
     times = devicetime.time_curves(best, orders=resamples, seed=seed, budget_seconds=budget_s)
     lap("device_time_s")
     has_seeds = seeds is not None and not seeds.empty
+    probes = probes or {}
+    var = variance.variance_table(frame, probes, per_trial(seeds) if has_seeds else None)
+    memo = variance.memorization_table(frame, probes)
     return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
                   seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
                   agreement=agree if not agree.empty else None, rankings=ranks, time_curves=times if not times.empty else None,
+                  variance=var if not var.empty else None, memorization=memo if not memo.empty else None,
                   settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL,
                             "budget_seconds": budget_s}, timings=t)
 
 
 def draw(rep: Report) -> dict[str, Any]:
-    """Every figure of the report as matplotlib figures, by file stem."""
+    """Every figure of the report as matplotlib figures, by file stem (a Path: a PNG written by
+    `bench probe`, copied as it is)."""
     figs = {"distribution": figures.distribution(rep.best), "budget": figures.budget(rep.curves, rep.metric),
             "importance": figures.importance_bars(rep.importance)}
     if not rep.learning_rate.empty:
         figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
     figs.update(figures.samples(rep.best))
+    if rep.memorization is not None:
+        for variant, image in zip(rep.memorization["variant"], rep.memorization["image"]):
+            if image:
+                figs[f"nearest-{variant}"] = Path(image)  # written by `bench probe`; copied as it is
     if rep.time_curves is not None:
         figs["device_time"] = devicetime.figure(rep.time_curves, rep.metric, rep.settings.get("budget_seconds", 0.0))
     return figs
@@ -115,7 +124,10 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
     figs = {}
     for name, fig in draw(rep).items():
         figs[name] = f"figures/{name}.png"
-        paths[figs[name]] = figures.save(fig, out_dir / figs[name])
+        if isinstance(fig, Path):
+            put(figs[name], fig.read_bytes())
+        else:
+            paths[figs[name]] = figures.save(fig, out_dir / figs[name])
     rep.timings["figures_s"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     put("report.md", render_markdown(rep, figs).encode())
@@ -166,7 +178,8 @@ def write_report(source: Any, out_dir: Path | None = None, *, study: str | None 
     frames = load_phases(source, study=study, storage_url=storage_url)
     frame = frames["search"]
     load_s = round(time.perf_counter() - clock, 3)
-    rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed, seeds=frames.get("seeds"))
+    rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed, seeds=frames.get("seeds"),
+                probes=variance.load_probes(frame))
     rep.timings = {"load_s": load_s, **rep.timings}
     if out_dir is None:
         out_dir = _default_dir(source, frame)

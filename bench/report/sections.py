@@ -41,11 +41,16 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[tuple[str, Any]]:
                         .rename(columns={"order": "variants, best first"})))
         out.append(("table", pd.DataFrame({
             "dataset": a["dataset"], "summary": a["summary"], "metric a": a["metric_a"], "metric b": a["metric_b"],
-            "tau": [_num(v) for v in a["tau"]], "interval": [f"[{_num(lo)}, {_num(hi)}]" for lo, hi in zip(a["lo"], a["hi"])],
+            "tau": [_num(v) or "n/a (ties)" for v in a["tau"]],
+            "interval": [f"[{_num(lo)}, {_num(hi)}]" if not math.isnan(lo) else "" for lo, hi in zip(a["lo"], a["hi"])],
             "order flips": [f or "none" for f in a["flips"]]})))
         disagree = a[a["flips"].astype(bool)]
+        tied = int(a["tau"].isna().sum())
+        if tied:
+            out.append(("p", f"{tied} pair(s): one metric ties every variant (e.g. a coverage of 0 for all), so tau is "
+                             "undefined there and nothing flips."))
         if disagree.empty:
-            out.append(("p", "Every pair of metrics orders the variants alike under both summaries."))
+            out.append(("p", "No pair of metrics orders two variants in opposite ways under either summary."))
         else:
             out.append(("p", f"{len(disagree)} of {len(a)} metric pairs (counting both summaries) order some variants "
                              "differently: a ranking under one metric alone would not carry over."))
@@ -73,4 +78,37 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[tuple[str, Any]]:
             "dataset": t["dataset"], "variant": t["variant"], "device-seconds": [_num(v) for v in t["seconds"]],
             "trials finished (mean)": [_num(v) for v in t["trials_done"]], f"expected best {m}": [_num(v) for v in t["expected_best"]],
             f"median best {m}": [_num(v) for v in t["median_best"]], "all trials (s)": [_num(v) for v in t["total_seconds"]]})))
+    if rep.variance is not None:
+        v = rep.variance
+        out.append(("h2", "Training-seed against sampling variance"))
+        out.append(("p", f"Spread of {m} for each variant's best configuration. Seed reruns: the standard deviation of "
+                         "the best score over the phase-3 reruns (`bench seeds`, new training seeds). Sampling: the standard "
+                         "deviation of one checkpoint (the best of the best search trial) scored with K evaluation seeds "
+                         "(`bench probe`, new z and metric randomness). Each rerun was scored with one z, so its variance "
+                         "holds both parts; the training part is estimated as sqrt(max(0, seed² - sampling²)), and the larger "
+                         "part dominates. A blank cell: that measurement is missing (run `bench seeds` or `bench probe`)."))
+        out.append(("table", pd.DataFrame({
+            "dataset": v["dataset"], "variant": v["variant"], "seed reruns": v["reruns"], "std over seeds": [_num(x) for x in v["seed_std"]],
+            "z seeds": v["z_seeds"], "std over z (sampling)": [_num(x) for x in v["sampling_std"]],
+            "training part": [_num(x) for x in v["training_std"]], "dominates": v["dominates"]})))
+        said = [f"{a}: {d}" for a, d in zip(v["variant"], v["dominates"]) if d]
+        if said:
+            out.append(("p", "Dominant source of variance per variant: " + "; ".join(said) + "."))
+    if rep.memorization is not None:
+        t = rep.memorization
+        out.append(("h2", "Memorization check"))
+        out.append(("p", "For the best checkpoint of each variant's best trial (`bench probe`): the share of generated "
+                         "samples whose nearest training image t (in the feature space named) is closer to them than t is "
+                         "to its own nearest other training image. A generator that copies training images scores 1. One "
+                         "that does not copy still scores well above 0 (a fresh sample and its nearest training image are "
+                         "often mutual nearest neighbours), so the same share for the held-out test images is the baseline: "
+                         "a share well above it points to copies. Pictures: the 8 samples nearest their training neighbour "
+                         "(relative to its gap), above those training images."))
+        out.append(("table", pd.DataFrame({
+            "dataset": t["dataset"], "variant": t["variant"], "trial": t["source_trial"], "step": t["step"],
+            "feature space": t["feature_space"], "samples": t["samples"], "training images": t["train_images"],
+            "share (generated)": [_num(x) for x in t["share"]], "share (test images)": [_num(x) for x in t["test_share"]]})))
+        for variant in t["variant"]:
+            if f"nearest-{variant}" in figs:
+                out.append(("img", (figs[f"nearest-{variant}"], f"{variant}: samples (top) and their nearest training images (bottom)")))
     return out
