@@ -29,7 +29,7 @@ from .conftest import ROOT, tiny_study_text
 @pytest.mark.parametrize("name", list(metrics.METRICS))
 def test_every_metric_names_its_protocol_and_gives_nan_for_nan_samples(name):
     m = metrics.METRICS[name]
-    assert re.match(r"^(fid|kid|is|prc|dc|triangles_prf|triangles_dist|swd|modes|hq_fraction)_", name), name
+    assert re.match(r"^(fid|fd|kid|is|prc|dc|triangles_prf|triangles_dist|swd|modes|hq_fraction)_", name), name
     count = re.search(r"_(\d+)(k?)(_test)?$", name)
     assert count and m.num_samples == int(count.group(1)) * (1000 if count.group(2) else 1), name
     assert m.doc and (m.extractor == "" or m.extractor in EXTRACTORS)

@@ -6,6 +6,7 @@
     kid_inception_10k_test      KID, same features and images; 100 subsets of 1,000
     is_inception_10k            Inception Score over all 10,000 generated images, one split (PROTOCOL.md)
     prc_inception_10k_test      improved precision/recall (k = 3) in pool3 features; value = F-score
+    fd_dinov2_vitb14_10k_test   Fréchet distance in DINOv2 ViT-B/14 CLS features (dinov2.py, timm), 10k vs test
     dc_inception_10k_test       density and coverage (Naeem et al. 2020, k = 5) in pool3; value = coverage
     fid_lenet_digits5k_1k_test  offline FID: 1,000 vs the 1,000 digits5k test images in the 128-d
                                 features of the shipped LeNet trained on the train split (lenet.py)
@@ -68,6 +69,11 @@ register(Metric(
     name="prc_inception_10k_test",
     doc="improved precision/recall (k=3) in Inception pool3, 10k vs 10k test; value = F-score (higher is better)",
     num_samples=10_000, compute=image.prc("inception", 10_000), extractor="inception", lower_is_better=False,
+))
+register(Metric(
+    name="fd_dinov2_vitb14_10k_test",
+    doc="Fréchet distance in DINOv2 ViT-B/14 CLS features (Stein et al. 2023), 10k generated (fixed z) vs 10k test images",
+    num_samples=10_000, compute=image.fid("dinov2-vitb14", 10_000), extractor="dinov2-vitb14",
 ))
 register(Metric(
     name="dc_inception_10k_test",

@@ -114,6 +114,21 @@ register(ExtractorSpec(
     "inception", "torch-fidelity's inception-v3-compat (the TF 2015-12-05 graph): pool3 2048-d and pre-bias logits; "
     "weights from [eval] inception_weights, $BENCH_INCEPTION_WEIGHTS or a download", _inception,
     locate=lambda weights: fidelity.resolve_inception_weights(weights)))
+def _dinov2(device: torch.device, weights: str = "") -> Extractor:
+    from bench.metrics import dinov2  # timm is imported only when DINOv2 features are asked for
+
+    return dinov2.extractor(dinov2.resolve_weights(), device)  # `weights` is the Inception file: not ours
+
+
+def _locate_dinov2(weights: str) -> Any:
+    from bench.metrics import dinov2
+
+    return dinov2.resolve_weights()
+
+
+register(ExtractorSpec(
+    "dinov2-vitb14", "DINOv2 ViT-B/14 (timm build) normed CLS token, 768-d, at 224 px as torch-fidelity's dinov2-vit-b-14; "
+    "weights from $BENCH_DINOV2_WEIGHTS, the torch hub cache or a download (dinov2.py)", _dinov2, locate=_locate_dinov2))
 register(ExtractorSpec(
     "lenet-digits5k", f"LeNet digit classifier trained on the digits5k train split, shipped with the package "
     f"(weights sha256 {lenet.WEIGHTS_SHA256[:12]}..., test accuracy {lenet.TEST_ACCURACY}): 128-d features; offline",

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 import torch_fidelity
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3, FeatureExtractorInceptionV3
+from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, isc_features_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
@@ -47,7 +48,7 @@ from bench.errors import HarnessError
 
 __all__ = [
     "statistics", "frechet_distance", "kid", "inception_score", "precision_recall", "inception",
-    "resolve_inception_weights", "write_random_inception_weights", "register_with_torch_fidelity", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
+    "resolve_inception_weights", "resize_like_tf1", "write_random_inception_weights", "register_with_torch_fidelity", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
 ]
 
 VERSION = torch_fidelity.__version__
@@ -100,6 +101,12 @@ def precision_recall(gen: torch.Tensor, real: torch.Tensor, neighborhood: int = 
     out = prc_features_to_metric(gen.detach().cpu().float(), real.detach().cpu().float(), prc_neighborhood=neighborhood,
                                  prc_batch_size=10000, save_cpu_ram=False, verbose=False)
     return {"precision": out[KEY_METRIC_PRECISION], "recall": out[KEY_METRIC_RECALL], "f_score": out[KEY_METRIC_F_SCORE]}
+
+
+def resize_like_tf1(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(B, C, H, W) float -> (B, C, size, size) by torch-fidelity's TF 1.x bilinear resize, the one its
+    Inception and DINOv2 extractors use."""
+    return interpolate_bilinear_2d_like_tensorflow1x(x, size=(size, size), align_corners=False)
 
 
 # ---------------------------------------------------------------- the Inception network and its weights
