@@ -1,5 +1,5 @@
-"""FD in DINOv2 ViT-B/14 features, on random weights of the checkpoint's structure (the real file is
-330 MB and needs the network): Meta's key layout loads strictly, features have the right shape, do
+"""FD in DINOv2 ViT-B/14 features, on random weights of the checkpoint's structure (the real file needs
+the network): Meta's key layout loads strictly, features have the right shape, do
 not depend on the batch size, and the harness's FD equals torch-fidelity's end to end on the same
 network. A ViT-B forward on the CPU is heavy: the 224 px shape check runs on 2 images, the rest at
 28 px (2 x 2 patches; the position embedding is resampled by timm at run time)."""
