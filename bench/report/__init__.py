@@ -15,7 +15,9 @@ then to tables and figures.
 
 Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Mann-Whitney, Holm), tables
 (summary, the paper's Table 2), sensitivity (importance, learning rate), figures, document
-(report.md / report.html), notebook (report.ipynb), model (`Report`), build (orchestration).
+(report.md / report.html), notebook (report.ipynb), model (`Report`), build (orchestration); issue 17's
+agreement (rank agreement across metrics), devicetime (best score against device-seconds), variance
+(seed against sampling spread, memorization, from `bench probe`) and sections (their report blocks).
 """
 
 from __future__ import annotations
