@@ -24,12 +24,12 @@ def weights(tmp_path_factory):
 
 
 def test_features_are_768_d_at_224_px_for_grey_and_rgb(weights):
-    ext = dinov2.extractor(weights, torch.device("cpu"))
+    ext = extractors.dinov2_extractor(weights, torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     rgb = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8, generator=g)
     with torch.no_grad():
         out = ext.run(rgb)["cls"]
-        small = dinov2.extractor(weights, torch.device("cpu"), size=28)
+        small = extractors.dinov2_extractor(weights, torch.device("cpu"), size=28)
         grey, tiled = small.run(rgb[:, :1])["cls"], small.run(rgb[:, :1].expand(-1, 3, -1, -1))["cls"]
     assert out.shape == (2, 768) and torch.isfinite(out).all() and not torch.allclose(out[0], out[1])
     assert torch.equal(grey, tiled) and small.name == "dinov2-vitb14-28px"
@@ -53,7 +53,7 @@ def test_a_foreign_file_or_no_file_is_one_clear_error(tmp_path, monkeypatch):
 
 def test_fd_is_batch_size_independent_and_equals_torch_fidelity(env, weights, monkeypatch):
     monkeypatch.setitem(EXTRACTORS, "dinov2-small", ExtractorSpec(
-        "dinov2-small", "test", lambda device, w="": dinov2.extractor(weights, device, size=28)))
+        "dinov2-small", "test", lambda device, w="": extractors.dinov2_extractor(weights, device, size=28)))
     g = torch.Generator().manual_seed(1)
     data = Data("dino", torch.rand(4, 3, 28, 28, generator=g), torch.rand(12, 3, 28, 28, generator=g))
     gen = torch.rand(12, 3, 28, 28, generator=g) ** 2  # another distribution

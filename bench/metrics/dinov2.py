@@ -25,13 +25,13 @@ import socket
 import sys
 from contextlib import redirect_stdout
 from pathlib import Path
+from typing import Callable
 
 import torch
 
 from bench import records
 from bench.errors import HarnessError
 from bench.metrics import fidelity
-from bench.metrics.extractors import Extractor
 
 NAME = "dinov2-vitb14"
 TIMM_MODEL = "vit_base_patch14_dinov2"
@@ -117,8 +117,11 @@ def write_random_weights(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def extractor(path: Path, device: torch.device, size: int = INPUT_SIZE) -> Extractor:
-    """The registered extractor on weights `path`; `size` (a multiple of 14) only for tests."""
+def runner(path: Path, device: torch.device, size: int = INPUT_SIZE) -> tuple[Callable[[torch.Tensor], dict[str, torch.Tensor]], dict[str, str]]:
+    """The network on weights `path` as an extractor's `run` ((B, 1|3, H, W) uint8 -> {"cls": (B, 768)}),
+    and what identifies it (name, sha256, preprocess, meta); `size` (input px) other than 224 only for tests."""
+    import timm
+
     net = load(path).to(device)
     mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(STD, device=device).view(1, 3, 1, 1) * 255
@@ -129,14 +132,8 @@ def extractor(path: Path, device: torch.device, size: int = INPUT_SIZE) -> Extra
         x = fidelity.resize_like_tf1(x.float(), size)  # (B, 3, size, size), 0-255
         return {"cls": net((x - mean) / std)}  # (B, 768): the normed CLS token
 
-    import timm
-
-    sha = fidelity.file_sha256(path)
-
-    return Extractor(
-        name=NAME if size == INPUT_SIZE else f"{NAME}-{size}px", sha256=sha,
-        preprocess=f"uint8; grey tiled to RGB; TF1 bilinear resize to {size} (torch-fidelity); ImageNet mean/std on 0-255",
-        layers=("cls",), run=run,
-        meta={"code": f"timm {timm.__version__} {TIMM_MODEL}; torch-fidelity {fidelity.VERSION} resize", "weights": path.name},
-    )
-
+    return run, {
+        "name": NAME if size == INPUT_SIZE else f"{NAME}-{size}px", "sha256": fidelity.file_sha256(path),
+        "preprocess": f"uint8; grey tiled to RGB; TF1 bilinear resize to {size} (torch-fidelity); ImageNet mean/std on 0-255",
+        "code": f"timm {timm.__version__} {TIMM_MODEL}; torch-fidelity {fidelity.VERSION} resize", "weights": path.name,
+    }

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import torch
 
-from bench.metrics import fidelity, lenet
+from bench.metrics import dinov2, fidelity, lenet
 
 
 @dataclass(frozen=True)
@@ -114,15 +114,18 @@ register(ExtractorSpec(
     "inception", "torch-fidelity's inception-v3-compat (the TF 2015-12-05 graph): pool3 2048-d and pre-bias logits; "
     "weights from [eval] inception_weights, $BENCH_INCEPTION_WEIGHTS or a download", _inception,
     locate=lambda weights: fidelity.resolve_inception_weights(weights)))
-def _dinov2(device: torch.device, weights: str = "") -> Extractor:
-    from bench.metrics import dinov2  # timm is imported only when DINOv2 features are asked for
+def dinov2_extractor(path: Path, device: torch.device, size: int = dinov2.INPUT_SIZE) -> Extractor:
+    """DINOv2 ViT-B/14 on weights `path` (dinov2.py; timm is imported only here)."""
+    run, ident = dinov2.runner(path, device, size)
+    return Extractor(name=ident["name"], sha256=ident["sha256"], preprocess=ident["preprocess"], layers=("cls",), run=run,
+                     meta={"code": ident["code"], "weights": ident["weights"]})
 
-    return dinov2.extractor(dinov2.resolve_weights(), device)  # `weights` is the Inception file: not ours
+
+def _dinov2(device: torch.device, weights: str = "") -> Extractor:
+    return dinov2_extractor(dinov2.resolve_weights(), device)  # `weights` is the Inception file: not ours
 
 
 def _locate_dinov2(weights: str) -> Any:
-    from bench.metrics import dinov2
-
     return dinov2.resolve_weights()
 
 
