@@ -57,6 +57,8 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                                           '(higher is better)',
                       'prc_inception_10k_test': 'improved precision/recall (k=3) in Inception pool3, 10k vs 10k test; '
                                                 'value = F-score (higher is better)',
+                      'fd_dinov2_vitb14_10k_test': 'Fréchet distance in DINOv2 ViT-B/14 CLS features (Stein et al. '
+                                                   '2023), 10k generated (fixed z) vs 10k test images',
                       'dc_inception_10k_test': 'density and coverage (Naeem et al. 2020, k=5) in Inception pool3, 10k '
                                                'vs 10k test; value = coverage (higher is better)',
                       'fid_lenet_digits5k_1k_test': 'FID in LeNet-classifier features: 1k generated (fixed z) vs the '
@@ -94,6 +96,9 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
           'extractors': {'inception': "torch-fidelity's inception-v3-compat (the TF 2015-12-05 graph): pool3 2048-d "
                                       'and pre-bias logits; weights from [eval] inception_weights, '
                                       '$BENCH_INCEPTION_WEIGHTS or a download',
+                         'dinov2-vitb14': 'DINOv2 ViT-B/14 (timm build) normed CLS token, 768-d, at 224 px as '
+                                          "torch-fidelity's dinov2-vit-b-14; weights from $BENCH_DINOV2_WEIGHTS, the "
+                                          'torch hub cache or a download (dinov2.py)',
                          'lenet-digits5k': 'LeNet digit classifier trained on the digits5k train split, shipped with '
                                            'the package (weights sha256 d895933f6412..., test accuracy 0.962): 128-d '
                                            'features; offline'},
@@ -149,6 +154,12 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                      'kid_inception_10k_test': ['digits5k', 'mnist', 'fashion_mnist', 'cifar10', 'celeba', 'triangles'],
                      'is_inception_10k': ['digits5k', 'mnist', 'fashion_mnist', 'cifar10', 'celeba', 'triangles'],
                      'prc_inception_10k_test': ['digits5k', 'mnist', 'fashion_mnist', 'cifar10', 'celeba', 'triangles'],
+                     'fd_dinov2_vitb14_10k_test': ['digits5k',
+                                                   'mnist',
+                                                   'fashion_mnist',
+                                                   'cifar10',
+                                                   'celeba',
+                                                   'triangles'],
                      'dc_inception_10k_test': ['digits5k', 'mnist', 'fashion_mnist', 'cifar10', 'celeba', 'triangles'],
                      'fid_lenet_digits5k_1k_test': ['digits5k'],
                      'kid_lenet_digits5k_1k_test': ['digits5k'],
@@ -168,6 +179,7 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                             'kid_inception_10k_test': True,
                             'is_inception_10k': False,
                             'prc_inception_10k_test': False,
+                            'fd_dinov2_vitb14_10k_test': True,
                             'dc_inception_10k_test': False,
                             'fid_lenet_digits5k_1k_test': True,
                             'kid_lenet_digits5k_1k_test': True,
