@@ -33,12 +33,11 @@ COLUMNS = ["dataset", "summary", "k", "metric_a", "metric_b", "variants", "tau",
 
 
 def lower_is_better(metric: str) -> bool:
-    """The registry's direction; a metric no longer registered is taken as lower-is-better. (Importing
-    the registry imports torch, some seconds: only reports that compare metrics do it.)"""
-    from bench.metrics import METRICS
+    """The registry's direction (from the torch-free catalogue); a metric no longer registered is taken
+    as lower-is-better."""
+    from bench.catalogue import CATALOGUE
 
-    m = METRICS.get(metric)
-    return True if m is None else m.lower_is_better
+    return bool(CATALOGUE["metric_lower_is_better"].get(metric, True))
 
 
 def trial_bests(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -116,7 +115,7 @@ def agreement(frame: pd.DataFrame, metrics: list[str] | None = None, resamples: 
     metrics = [m for m in (metrics or frame.attrs.get("metrics", [])) if m in frame]
     scored = frame[frame["state"].isin(SCORED)]
     if len(metrics) < 2 or scored.groupby("dataset")["variant"].nunique().max() < 2:
-        return pd.DataFrame(columns=COLUMNS)  # nothing to agree on (and no need to import the metric registry, i.e. torch)
+        return pd.DataFrame(columns=COLUMNS)  # nothing to agree on
     tb = trial_bests(frame, metrics)
     rng = np.random.default_rng(seed)
     rows = []
