@@ -51,34 +51,67 @@ def get(kind: str) -> dict[str, Any]:
 
 
 KINDS = ("variants", "datasets", "architectures", "metrics", "extractors", "samplers", "pruners")
+_MODULES = {
+    "variants": "bench.gan.variants",
+    "datasets": "bench.data",
+    "architectures": "bench.gan.architectures",
+    "metrics": "bench.metrics",
+    "extractors": "bench.metrics.extractors",
+    "samplers": "bench.search.samplers",
+    "pruners": "bench.search.samplers",
+}
 
 
 def names(kind: str) -> list[str]:
-    """The registry's names in registration order, from the catalogue (no torch)."""
+    """The registry's names in registration order, from the catalogue (no torch).
+
+    An entry registered at run time (a user's own variant or metric added to the live registry
+    before the study file is read, or a test's) is included when its registry module is already
+    loaded: the catalogue lists what the package ships, the live registry what this process runs.
+    """
     if kind not in KINDS:
         raise KeyError(kind)
-    return list(CATALOGUE["docs"][kind])
+    out = list(CATALOGUE["docs"][kind])
+    if _MODULES[kind] in sys.modules:
+        out += [n for n in get(kind) if n not in out]
+    return out
+
+
+def _shipped(kind: str, *names: str) -> bool:
+    """True when every name is in the catalogue; False sends the caller to the live registry
+    (an entry registered at run time, which `names` accepts only once its module is loaded)."""
+    return all(n in CATALOGUE["docs"][k] for k, n in zip((kind, "datasets"), names))
 
 
 def doc(kind: str, name: str) -> str:
-    return CATALOGUE["docs"][kind][name]
+    if _shipped(kind, name):
+        return CATALOGUE["docs"][kind][name]
+    return getattr(get(kind)[name], "doc", "") or ""
 
 
 def dataset_shape(name: str) -> tuple[int, ...]:
-    return tuple(CATALOGUE["dataset_shape"][name])
+    if _shipped("datasets", name):
+        return tuple(CATALOGUE["dataset_shape"][name])
+    return tuple(get("datasets")[name].shape)
 
 
 def architecture_needs(arch: str, dataset: str) -> str | None:
     """None when `arch` takes `dataset`'s samples, else what it needs (ARCHITECTURES[arch].accepts)."""
-    return CATALOGUE["architecture_needs"][arch][dataset]
+    if _shipped("architectures", arch, dataset):
+        return CATALOGUE["architecture_needs"][arch][dataset]
+    return get("architectures")[arch].accepts(dataset_shape(dataset))
 
 
 def metric_supports(metric: str, dataset: str) -> bool:
-    return dataset in CATALOGUE["metric_datasets"][metric]
+    if _shipped("metrics", metric, dataset):
+        return dataset in CATALOGUE["metric_datasets"][metric]
+    return get("metrics")[metric].supports(dataset)
 
 
 def metric_lower_is_better(metric: str) -> bool:
-    return CATALOGUE["metric_lower_is_better"][metric]
+    if _shipped("metrics", metric):
+        return CATALOGUE["metric_lower_is_better"][metric]
+    return bool(get("metrics")[metric].lower_is_better)
 
 
 def live_catalogue() -> dict[str, Any]:
