@@ -48,7 +48,8 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                                      'CIFAR-10 (32x32), CelebA (64x64)',
                             'sndcgan': 'SNDCGAN of Miyato et al./Kurach et al.: 7-conv D with spectral norm on every '
                                        'layer, no BN in D',
-                            'mlp': 'MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU; logits'},
+                            'mlp': 'MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU, no BN in '
+                                   'D; logits'},
           'metrics': {'fid_inception_10k_test': "the paper's FID: Inception pool3 (torch-fidelity "
                                                 'inception-v3-compat), 10k generated (fixed z) vs 10k test images',
                       'kid_inception_10k_test': 'KID (cubic polynomial kernel, 100 subsets of 1,000) in Inception '

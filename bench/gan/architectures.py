@@ -337,14 +337,15 @@ class MLPGenerator(nn.Module):
 
 
 class MLPDiscriminator(nn.Module):
-    """Metz et al. 2017, appendix A: x / 4 (the mixtures span about [-4, 4]) -> FC128 -> [BN] -> ReLU ->
-    FC1 (raw logit), orthogonal init x0.8. BN, when the trial has it, uses the constants of `infogan`."""
+    """Metz et al. 2017, appendix A: x / 4 (the mixtures span about [-4, 4]) -> FC128 -> ReLU -> FC1 (raw
+    logit), orthogonal init x0.8. No batch norm: the published D has none, and with BN (per `d_batchnorm`,
+    as this D had before) ns_gan's G stayed a blurry disc over ring8 that covered none of the 8 modes. `d_batchnorm` does not change it, as for `sndcgan`."""
 
     def __init__(self, shape: tuple[int, ...], width: float = 1.0, batchnorm: bool = True):
         super().__init__()
         (d,) = shape
         n = _w(128, width)
-        self.net = nn.Sequential(nn.Linear(d, n), _bn(n, 1, batchnorm), nn.ReLU(), nn.Linear(n, 1))
+        self.net = nn.Sequential(nn.Linear(d, n), nn.ReLU(), nn.Linear(n, 1))
         init_orthogonal(self, 0.8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, D) -> (B,) raw logits
@@ -378,7 +379,7 @@ ARCHITECTURES["sndcgan"] = Architecture(
 )
 ARCHITECTURES["mlp"] = Architecture(
     "mlp",
-    "MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU; logits",
+    "MLP of Metz et al. 2017 for 2-D data: G 2x128 ReLU, D (x/4) 1x128 ReLU, no BN in D; logits",
     lambda z_dim, shape, width, activation="relu": MLPGenerator(z_dim, shape, width),
     lambda shape, width, batchnorm: MLPDiscriminator(shape, width, batchnorm),
     accepts=_points,
