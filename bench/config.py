@@ -115,6 +115,7 @@ class TrainSection:
     precision: str = _opt("fp32", "'bf16': the training step under bfloat16 autocast (weights, gradients, Adam state and losses stay fp32); faster on GPUs and AMX CPUs but changes the numbers, so off by default (README: Performance)", one_of("fp32", "bf16"))
     compile: bool = _opt(False, "torch.compile G and D in place (checkpoints unchanged); pays on GPUs after a one-off compile, not on a small CPU; off by default")
     channels_last: bool = _opt(False, "NHWC layout for conv nets and image batches (tensor cores prefer it, mostly with bf16); off by default")
+    g_ema: float = _opt(0.0, "decay of an exponential moving average of G's weights (Yazıcı et al. 2019), updated after every G step; the averaged copy is what evaluation scores and checkpoints keep beside G (ema-g-*.pt); 0 = off, as in the paper; 0.999 is a common choice", lambda v: None if 0 <= v < 1 else "a number in [0, 1): 0 = off, else the decay, e.g. 0.999")
     tf32: bool = _opt(False, "TF32 tensor-core math for training convolutions (cuDNN) and float32 matmuls on Ampere and later GPUs: faster, 10-bit mantissa; off by default; evaluation always runs with TF32 off")
 
 

@@ -7,6 +7,7 @@
     results/<study>/<variant>/trial-NNNN/metrics.jsonl append-only log: loss terms and evaluations
     results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
+    results/<study>/<variant>/trial-NNNN/checkpoints/ema-g-SSSSSSS.pt  G's moving average there ([train] g_ema > 0)
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
     results/<study>/seeds/seeds.csv, summary.csv    one row per seed rerun; per-variant distribution
@@ -92,6 +93,22 @@ def audit_dir(study: str, root: Path | None = None) -> Path:
 
 def checkpoint_path(tdir: Path, step: int) -> Path:
     return tdir / "checkpoints" / f"g-{step:07d}.pt"
+
+
+def ema_checkpoint_path(tdir: Path, step: int) -> Path:
+    """G's exponential moving average at `step` ([train] g_ema > 0), beside G's own weights."""
+    return tdir / "checkpoints" / f"ema-g-{step:07d}.pt"
+
+
+def scored_checkpoint_path(tdir: Path, step: int, g_ema: float) -> Path:
+    """The weights the trial's evaluation scored at `step`: the moving average where [train] g_ema > 0."""
+    return ema_checkpoint_path(tdir, step) if g_ema > 0 else checkpoint_path(tdir, step)
+
+
+def scored_checkpoints(tdir: Path, g_ema: float) -> list[tuple[int, Path]]:
+    """(step, path) of every saved checkpoint the trial's evaluation scored, by step."""
+    pattern = "ema-g-*.pt" if g_ema > 0 else "g-*.pt"
+    return sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in (tdir / "checkpoints").glob(pattern))
 
 
 def sample_grid_path(tdir: Path) -> Path:

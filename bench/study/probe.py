@@ -104,7 +104,7 @@ def probe_variant(cfg: StudyConfig, variant: str, url: str, k: int = 5, samples:
     trial = source_trial(cfg, variant, url)
     step = trial.user_attrs.get("best_step")
     tdir = records.trial_dir(cfg.name, variant, trial.number)
-    ckpt = records.checkpoint_path(tdir, int(step)) if step is not None else None
+    ckpt = records.scored_checkpoint_path(tdir, int(step), cfg.train.g_ema) if step is not None else None
     if ckpt is None or not ckpt.is_file():
         raise HarnessError(f"{cfg.name}/{variant} trial {trial.number}: no saved checkpoint of its best step {step} "
                            f"({ckpt or tdir}); run the study with [train] keep_checkpoints = true")

@@ -73,6 +73,8 @@ def compat_digest(cfg: StudyConfig) -> str:
     d = cfg.to_dict()
     for key in NOT_IN_DIGEST:
         d["study"].pop(key)
+    if d["train"]["g_ema"] == 0:  # off computes what studies made before the key computed: they resume
+        d["train"].pop("g_ema")
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -3,7 +3,7 @@
 `calc_metrics.py` habit: a separate entry point over saved snapshots).
 
 `bench eval STUDY [--variant V] [--metrics M ...]` loads each saved generator checkpoint of the
-study's trials, samples the same fixed z as training did (seed `[eval] seed`, the same BN mode),
+study's trials (G's moving average where the study set `[train] g_ema`, as training scored it), samples the same fixed z as training did (seed `[eval] seed`, the same BN mode),
 computes the metrics and *appends* `{"kind": "eval", "source": "bench eval", ...}` records to the
 trial's metrics.jsonl: nothing is overwritten and a value already logged for a (step, metric) is
 not recomputed unless `--again` asks for another record. Because generation and metrics are the
@@ -36,10 +36,6 @@ from bench.metrics import METRICS, extractors, fidelity, provenance
 from bench.metrics.base import extract
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-
-
-def checkpoint_step(path: Path) -> int:
-    return int(path.stem.split("-")[1])  # g-SSSSSSS.pt
 
 
 def trial_dirs(cfg: StudyConfig, variant: str) -> list[Path]:
@@ -78,9 +74,8 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
         for tdir in trial_dirs(cfg, variant):
             log_path = tdir / "metrics.jsonl"
             have = logged(log_path, names)
-            for ckpt in sorted((tdir / "checkpoints").glob("g-*.pt")):
+            for step, ckpt in records.scored_checkpoints(tdir, cfg.train.g_ema):
                 found += 1
-                step = checkpoint_step(ckpt)
                 todo = [n for n in names if again or (step, n) not in have]
                 if not todo:
                     continue

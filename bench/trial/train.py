@@ -7,7 +7,8 @@ Adam with the same learning rate and beta1, beta2 = 0.999. The variant's recipe 
 network that plays D, the step strategies (steps.py) with its loss, penalty and hook, and any
 per-step state, which goes in and out of `train_step` explicitly. At every checkpoint the generator is
 evaluated on a fixed z (seed `eval.seed`) with every metric of the study, its weights are saved,
-and `on_eval` is told the objective (the Optuna pruning hook).
+and `on_eval` is told the objective (the Optuna pruning hook). Where `[train] g_ema` sets a decay,
+the generator evaluated is G's moving average (ema.py), saved beside G's own weights.
 
 Nothing is read back to the host between log intervals. Non-finite loss terms or metrics end
 the trial as *diverged* with the reason recorded; the best value over the checkpoints evaluated
@@ -38,6 +39,7 @@ from bench.gan.variants import Variant
 from bench.metrics import METRICS, compute_metrics, extractor_provenance, provenance
 from bench.metrics.base import MetricContext, full_precision
 from bench.search.samplers import derive_seed
+from bench.trial import ema as ema_mod
 from bench.trial import manifest, preview, speed
 
 
@@ -96,6 +98,11 @@ def track_params(variant: Variant, state: Mapping[str, Any], player: str, net: t
     return {**state, pp.key(player): pp.track(state.get(pp.key(player)), net)}
 
 
+def updates_g(step: int, hp: Mapping[str, Any]) -> bool:
+    """Whether training step `step` (from 1) ends with a G update: every disc_iters steps."""
+    return step % int(hp["disc_iters"]) == 0
+
+
 def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mapping[str, Any], step: int,
                x_real: torch.Tensor, z_batch: Callable[[], torch.Tensor]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """One training step: the D update, the state update, and the G update every disc_iters steps.
@@ -108,7 +115,7 @@ def train_step(variant: Variant, nets: Nets, hp: Mapping[str, Any], state: Mappi
         if variant.update_state is not None:
             state = {**state, **variant.update_state(state, d_terms, hp)}
         terms.update({f"d_{k}": v.detach() for k, v in d_terms.items()})
-    if step % int(hp["disc_iters"]) == 0:
+    if updates_g(step, hp):
         state = track_params(variant, state, "g", nets.G)
         g_terms = variant.g_step(variant, nets, x_real, z_batch() if variant.fresh_z_for_g else z, state, hp)
         terms.update({f"g_{k}": v.detach() for k, v in g_terms.items()})
@@ -168,6 +175,7 @@ def run_trial(
     manifest.seed_everything(seeds, cfg.train.deterministic)
     data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     nets = build_nets(variant, cfg.model.architecture, data.shape, cfg.model.width, cfg.model.z_dim, hp, device)
+    ema = ema_mod.make(nets.G, cfg.train.g_ema)  # before speed.prepare: the copy is evaluated, never compiled
     speed.prepare(nets.G, cfg.train)  # [train] precision / compile / channels_last (speed.py)
     speed.prepare(nets.D, cfg.train)
     G = nets.G
@@ -190,6 +198,8 @@ def run_trial(
         for step in range(1, cfg.train.steps + 1):
             with speed.autocast(cfg.train, device), speed.numerics(cfg.train):
                 state, terms = train_step(variant, nets, hp, state, step, speed.batch(stream.next(), cfg.train), z_batch)
+            if ema is not None and updates_g(step, hp):
+                ema.update(nets.G)
             acc.update(terms)
             result.steps = step
 
@@ -201,13 +211,17 @@ def run_trial(
                     on_progress(step)
 
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-                metrics, images = evaluate(G, cfg, ctx, z_eval)
+                metrics, images = evaluate(G if ema is None else ema.module, cfg, ctx, z_eval)
                 records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
                                            "extractors": provenance(ctx, cfg.eval.metrics)})
                 if cfg.train.keep_checkpoints:
                     buf = io.BytesIO()
                     torch.save(G.state_dict(), buf)
                     records.atomic_write_bytes(records.checkpoint_path(tdir, step), buf.getvalue())
+                    if ema is not None:
+                        buf = io.BytesIO()
+                        torch.save(ema.module.state_dict(), buf)
+                        records.atomic_write_bytes(records.ema_checkpoint_path(tdir, step), buf.getvalue())
                 result.evaluations.append({"step": step, **metrics})
                 value = metrics[objective]
                 if not math.isfinite(value):
