@@ -92,17 +92,23 @@ def cmd_study(args: argparse.Namespace) -> int:
         from bench import records
         from bench.study import plan
 
+        notes: list[str] = []
         try:
             url = storage.resolve_url(cfg, args.storage, create=False)
             existing = runner.status_lines(cfg, url, variants)
         except HarnessError:  # no results yet: nothing is created by a dry run
             url, existing = args.storage or os.environ.get("BENCH_STORAGE") or cfg.study.storage or records.default_storage_url(cfg.name), []
-        for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing):
+        else:
+            notes = _budget_notes(cfg, variants, url, args.variant)
+        for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing, notes):
             print(line, flush=True)
         return 0
     if not args.create_only:  # --create-only may run where the data is not (a login node); workers check it
         _check_data(cfg)
     url = storage.resolve_url(cfg, args.storage)
+    changed = runner.check_budget_change(cfg, variants, url, args.variant)  # refuses unequal budgets before anything is written
+    if changed:
+        print(changed, flush=True)
     with _sigterm_as_interrupt():
         for v in variants:
             runner.open_study(cfg, VARIANTS[v], url, create=True)
@@ -118,6 +124,23 @@ def cmd_study(args: argparse.Namespace) -> int:
             _check_worker_codes(codes)
     _print_summary(cfg, url)
     return 0
+
+
+def _budget_notes(cfg, variants: list[str], url: str, variant_arg: str) -> list[str]:
+    """What --dry-run says about the budget beside the plan: the refusal or change this run would
+    make, and the stored budgets when they are unequal (issue 14, point 1)."""
+    from bench.study import status
+
+    notes = []
+    try:
+        changed = status.check_budget_change(cfg, variants, url, variant_arg)
+    except ConfigError as e:
+        notes.append(f"this run would be refused: {e}")
+    else:
+        if changed:
+            notes.append(f"this run changes it: {changed}")
+    unequal = status.unequal_budgets_line(cfg, url)
+    return notes + ([unequal] if unequal else [])
 
 
 def _check_worker_codes(codes: list[int]) -> None:
@@ -154,13 +177,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     url = storage.resolve_url(cfg, args.storage, create=False)
     shown: list[str] = []
     while True:
-        lines = status.status_lines(cfg, url, variants, created_only=True)
+        unequal = status.unequal_budgets_line(cfg, url)
+        lines = status.status_lines(cfg, url, variants, created_only=True) + ([unequal] if unequal else [])
         if lines != shown:
             stamp = time.strftime("%H:%M:%S ") if args.watch else ""
             for line in lines:
                 print(stamp + line, flush=True)
             shown = lines
-        if not args.watch or all("budget spent" in line for line in lines):
+        if not args.watch or all("budget spent" in line for line in lines if line != unequal):
             return 0
         time.sleep(args.watch)
 
@@ -222,6 +246,11 @@ def _print_summary(cfg, url: str) -> None:
     cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in table]
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
         print(table[cols].to_string(index=False))
+    from bench.report.budgets import unequal_budgets
+
+    unequal = unequal_budgets(best)
+    if unequal:
+        print(unequal)
     print(f"summary: {path}")
     print(f"trials:  {path.with_name('trials.csv')}")
 
@@ -250,6 +279,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             print(rep.summary[cols].to_string(index=False))
         for line in rep.verdicts or ["no verdict: every bootstrap interval of a difference between variants includes 0"]:
             print(f"- {line}")
+    from bench.report.budgets import unequal_budgets
+
+    unequal = unequal_budgets(rep.best)
+    if unequal:  # with --brief too: a comparison on unequal budgets is never reported without a word
+        print(unequal)
     _print_report_paths(paths)
     return 0
 

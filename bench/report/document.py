@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report import sections
+from bench.report.budgets import unequal_budgets
 from bench.report.model import Report
 from bench.report.stats import comparison_budgets
 from bench.report.tables import PAPER_NOTE, fmt
@@ -43,6 +44,9 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     lost = int((best["state"] == "lost").sum())
     out.append(("p", f"Source: {rep.frame.attrs.get('source', '')}. Objective: {m} (lower is better), the best over each "
                      f"trial's checkpoints. Sampler: {first['sampler']}; pruner: {first['pruner']}; search space: {first['space']}."))
+    unequal = unequal_budgets(best)
+    if unequal:
+        out.append(("p", f"Warning: {unequal}."))
     spaces = rep.frame.attrs.get("feature_spaces") or {}
     if spaces:
         out.append(("p", "Feature spaces (the same for every checkpoint whose metrics log is on this machine; a report "
@@ -112,6 +116,8 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                          "each dataset; P(a lower) is the chance that a random trial of a scores lower than one of b (ties count half)."))
         mw = rep.mann_whitney.rename(columns={"p_a_lower": "P(a lower)", "p_holm": "p (Holm)"})
         out.append(("table", mw[["dataset", "a", "b", "n_a", "n_b", "median_a", "median_b", "P(a lower)", "p", "p (Holm)"]]))
+        if unequal:
+            out.append(("p", f"These comparisons rest on unequal n (n_a, n_b above): {unequal}."))
         d = rep.differences
         out.append(("p", f"Difference of expected best {m} (a - b) at budgets k, with its bootstrap interval:"))
         out.append(("table", d.assign(interval=[f"[{_cell(a)}, {_cell(b)}]" for a, b in zip(d["lo"], d["hi"])])

@@ -22,7 +22,7 @@ Columns of the tidy frame (`load`):
     <metric>                                           every metric evaluated at the checkpoint
 
 `frame.attrs` carries what the rows cannot: the objective metric, all metric names, each study's
-config, and each variant's Optuna search distributions (for importance), so the frame round-trips
+config and stored budget per variant, and each variant's Optuna search distributions (for importance), so the frame round-trips
 through trials.parquet.
 """
 
@@ -210,6 +210,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     the trial folders' metrics logs for trials whose checkpoints the storage does not hold)."""
     rows: list[dict[str, Any]] = []
     configs: dict[str, Any] = {}
+    budgets: dict[str, dict[str, Any]] = {}
     distributions: dict[str, dict[str, str]] = {}
     metrics: list[str] = []
     objective = None
@@ -219,6 +220,8 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
         cfg, variant = s["user_attrs"]["config"], s["user_attrs"]["variant"]
         sname = cfg["study"]["name"]
         configs[sname] = cfg
+        if s["user_attrs"].get("budget"):  # as `bench study` recorded it, per variant (issue 14: unequal ones are named)
+            budgets.setdefault(sname, {})[variant] = s["user_attrs"]["budget"]
         objective = objective or cfg["eval"]["metrics"][0]
         if cfg["eval"]["metrics"][0] != objective:
             raise HarnessError(f"studies with different objectives ({objective}, {cfg['eval']['metrics'][0]}) cannot share one report")
@@ -267,7 +270,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
     feature_spaces = check_feature_spaces(spaces, where)
     frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase,
-                   "feature_spaces": feature_spaces}
+                   "feature_spaces": feature_spaces, "budgets": budgets}
     return frame
 
 

@@ -54,6 +54,21 @@ class Budget:
         return " / ".join(parts)
 
 
+def left_unequal(stored: dict[str, Budget], requested: Budget, targets: list[str]) -> dict[str, Budget]:
+    """The stored variants outside `targets` when giving `targets` (the variants a command creates or
+    resumes) the budget `requested` would leave the variants of one study with unequal budgets;
+    empty when it would not. `stored`: the budget recorded for each variant already in the storage.
+    A budget change is thus allowed only when it reaches every stored variant, or matches them."""
+    kept = {v: b for v, b in stored.items() if v not in targets}
+    after = set(kept.values()) | ({requested} if targets else set())
+    return kept if len(after) > 1 else {}
+
+
+def describe_each(budgets: dict[str, Budget], n: dict[str, int] | None = None, what: str = "done") -> str:
+    """'ns_gan 2 trials (n = 1 done), wgan 5 trials (n = 5 done)': each variant's budget and n."""
+    return ", ".join(f"{v} {b.describe()}" + (f" (n = {n.get(v, 0)} {what})" if n is not None else "") for v, b in budgets.items())
+
+
 def outcome(t: FrozenTrial) -> str:
     """What became of a trial: complete, diverged, pruned, failed, over_budget, interrupted,
     aborted, lost (its worker stopped sending heartbeats), running or waiting.

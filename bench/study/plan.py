@@ -69,14 +69,17 @@ def calibrate(cfg: StudyConfig, variant: str, device_spec: str | None, steps: in
 
 
 def plan_lines(cfg: StudyConfig, variants: list[str], url: str, workers: int, device: str | None,
-               calibrate_steps: int, status: list[str]) -> list[str]:
+               calibrate_steps: int, status: list[str], budget_notes: list[str] = ()) -> list[str]:
+    """The plan; `budget_notes`: what the storage says against "identical for every variant" (a
+    budget change this run would make or be refused, unequal stored budgets), each on its own line."""
     b = budget_of(cfg)
     t = cfg.train
     lines = [
         f"study     {cfg.name} ({cfg.source})" + (f": {cfg.study.description}" if cfg.study.description else ""),
         f"storage   {storage.mask(url)}",
         f"variants  {', '.join(variants)}",
-        f"budget    {b.describe()} per variant, identical for every variant",
+        f"budget    {b.describe()} per variant" + (", identical for every variant" if not budget_notes else ""),
+        *[f"budget    {note}" for note in budget_notes],
         f"search    sampler {cfg.study.sampler}, pruner {cfg.study.pruner}, {cfg.study.space} space, seed {cfg.study.seed}",
         f"data      {cfg.data.dataset}; {cfg.model.architecture} x{cfg.model.width:g}, z {cfg.model.z_dim}, batch {t.batch_size}",
         f"trial     {t.steps:,} D steps, {evaluations_per_trial(cfg)} evaluations (every {t.checkpoint_every:,} steps and at the end) of {', '.join(cfg.eval.metrics)}",
