@@ -277,8 +277,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in rep.summary]
         with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 80):
             print(rep.summary[cols].to_string(index=False))
-        for line in rep.verdicts or ["no verdict: every bootstrap interval of a difference between variants includes 0"]:
-            print(f"- {line}")
+    for line in rep.conclusions:  # the same lines as report.md's "Comparisons" (stats.conclusions)
+        print(f"- {line}")
     from bench.report.budgets import unequal_budgets
 
     unequal = unequal_budgets(rep.best)
@@ -466,7 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples for bands and intervals (default 2000)")
     s.add_argument("--importance", default="ped_anova", choices=["ped_anova", "fanova", "mdi"], help="Optuna importance evaluator (default ped_anova)")
     s.add_argument("--no-notebook", action="store_true", help="skip executing report.ipynb")
-    s.add_argument("--brief", action="store_true", help="print only where the report is")
+    s.add_argument("--brief", action="store_true", help="print only the conclusions and where the report is")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("figure", help="draw a stand-alone figure: critic = the seed's Figure 2 (GAN discriminator vs WGAN critics on two Gaussians), PNG + CSV + JSON")

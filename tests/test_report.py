@@ -100,7 +100,7 @@ def test_comparison_gives_a_verdict_only_when_the_interval_excludes_zero():
     assert (pair["hi"] < 0).all() and pair["verdict"].str.startswith("With a budget of").all()
     assert "good reaches a lower expected best fid than bad" in pair["verdict"].iloc[0]
     tie = diffs[(diffs["a"] == "good") & (diffs["b"] == "same")]
-    assert ((tie["lo"] <= 0) & (tie["hi"] >= 0) == (tie["verdict"] == "")).all()
+    assert ((tie["lo_sim"] <= 0) & (tie["hi_sim"] >= 0) == (tie["verdict"] == "")).all()
     row = mw[(mw["a"] == "good") & (mw["b"] == "bad")].iloc[0]
     assert row["p_a_lower"] == 1.0 and row["p_holm"] <= 3 * row["p"] and row["p_holm"] < 1e-6
 

@@ -63,7 +63,8 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
                   seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
                   agreement=agree if not agree.empty else None, rankings=ranks, time_curves=times if not times.empty else None,
                   variance=var if not var.empty else None, memorization=memo if not memo.empty else None,
-                  settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL,
+                  conclusions=stats.conclusions(sc, diffs),
+                  settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL, "min_n": stats.MIN_N,
                             "budget_seconds": budget_s}, timings=t)
 
 

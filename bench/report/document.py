@@ -16,7 +16,7 @@ import pandas as pd
 from bench.report import sections
 from bench.report.budgets import unequal_budgets
 from bench.report.model import Report
-from bench.report.stats import comparison_budgets
+from bench.report.stats import comparison_budgets, min_n
 from bench.report.tables import PAPER_NOTE, fmt
 from bench.report.tidy import SCORED
 
@@ -109,9 +109,9 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                          "while fewer than half of the draws of k trials are all diverged."))
 
     out.append(("h2", "Comparisons"))
-    if rep.mann_whitney.empty:
-        out.append(("p", "One variant only: nothing to compare."))
-    else:
+    out.append(("ul", rep.conclusions))  # the lines `bench report` prints (stats.conclusions)
+    out += _comparison_rules(rep)
+    if not rep.mann_whitney.empty:
         out.append(("p", "Mann-Whitney U (two-sided) on per-trial best scores, p-values Holm-corrected over the pairs of "
                          "each dataset; P(a lower) is the chance that a random trial of a scores lower than one of b (ties count half)."))
         mw = rep.mann_whitney.rename(columns={"p_a_lower": "P(a lower)", "p_holm": "p (Holm)"})
@@ -119,15 +119,14 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
         if unequal:
             out.append(("p", f"These comparisons rest on unequal n (n_a, n_b above): {unequal}."))
         d = rep.differences
-        out.append(("p", f"Difference of expected best {m} (a - b) at budgets k, with its bootstrap interval:"))
-        out.append(("table", d.assign(interval=[f"[{_cell(a)}, {_cell(b)}]" for a, b in zip(d["lo"], d["hi"])])
-                    [["dataset", "a", "b", "k", "expected_min_a", "expected_min_b", "diff", "interval"]]))
-        if rep.verdicts:
-            out.append(("h2", "Verdicts"))
-            out.append(("ul", rep.verdicts))
-        else:
-            out.append(("p", f"No verdict: every {rep.settings['level']:.0%} interval includes 0, so these trials do not "
-                             "tell the variants apart at any of these budgets."))
+        out.append(("p", f"Difference of expected best {m} (a - b) at budgets k: the {rep.settings['level']:.0%} bootstrap "
+                         "interval of each comparison alone, and the simultaneous one over the dataset's m comparisons that "
+                         "the verdicts rest on (status: why a comparison has no verdict):"))
+        out.append(("table", d.assign(interval=[f"[{_cell(a)}, {_cell(b)}]" for a, b in zip(d["lo"], d["hi"])],
+                                      simultaneous=[f"[{_cell(a)}, {_cell(b)}]" if not math.isnan(a) else ""
+                                                    for a, b in zip(d["lo_sim"], d["hi_sim"])])
+                    [["dataset", "a", "b", "n_a", "n_b", "k", "expected_min_a", "expected_min_b", "diff", "interval", "family",
+                      "simultaneous", "status"]].rename(columns={"family": "m"})))
 
     out.append(("h2", "Sensitivity"))
     imp = rep.importance
@@ -157,6 +156,27 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                      "trials.parquet (one row per trial x checkpoint), budget.csv, comparisons.csv, importance.csv, "
                      "figures/, report.ipynb (executed; open it to explore with bench.report)."))
     return out
+
+
+def _comparison_rules(rep: Report) -> list[Block]:
+    """Why a verdict is given or withheld: the minimum n and the family-wise correction."""
+    level = rep.settings["level"]
+    need = rep.settings.get("min_n", min_n(level))
+    resamples = rep.settings["resamples"]
+    widest = int(rep.differences["family"].max()) if not rep.differences.empty else 0
+    text = (f"A verdict needs at least {need} scored trials in each of the two variants: the exact two-sided Mann-Whitney "
+            f"test of n against n trials has its smallest p-value, 2 / C(2n, n), when every trial of one variant beats "
+            f"every trial of the other: {2 / math.comb(2 * need - 2, need - 1):.2g} at {need - 1} vs {need - 1} and "
+            f"{2 / math.comb(2 * need, need):.2g} at {need} vs {need}, so with fewer trials no outcome could be significant "
+            f"at {1 - level:.2g}, and a bootstrap interval of so few trials is not to be trusted either. The bootstrap "
+            f"intervals behind the verdicts are simultaneous over each dataset's family of comparisons (every pair of "
+            f"variants with enough trials x every budget k): each is a percentile interval at level 1 - {1 - level:.2g}/m "
+            f"for m comparisons (Bonferroni), so all of them hold together with probability at least {level:.0%}; the "
+            f"Mann-Whitney p-values are Holm-corrected over the pairs.")
+    if widest and resamples * (1 - level) / (2 * widest) < 1:
+        text += (f" With {resamples} resamples and m = {widest}, a tail of the simultaneous interval holds less than one "
+                 "resample, so its bounds are the extreme resamples (wider than they need be); raise --resamples.")
+    return [("p", text)]
 
 
 def _md_escape(s: str) -> str:

@@ -8,13 +8,20 @@ diverged (k <= number of diverged runs without replacement; any diverged run wit
 Bands are percentile bootstraps over the runs (the paper: about 5,000 resamples, 95%, unverified).
 
 Comparisons: Mann-Whitney U on per-trial best scores between every pair of variants, p-values
-Holm-corrected over the pairs (Holm 1979), and a bootstrap interval for the difference of expected
-best-of-k; a verdict is written only where that interval excludes 0.
+Holm-corrected over the pairs (Holm 1979), and bootstrap intervals for the difference of expected
+best-of-k at every comparison budget. The intervals are simultaneous over the family of a
+dataset's comparisons (every pair x every budget): each is a percentile interval at level
+1 - (1 - LEVEL)/m for m comparisons (Bonferroni), so the chance that any of them misses its true
+difference is at most 1 - LEVEL, as Holm's p-values bound the chance of any false rejection. A
+verdict is written only where such an interval excludes 0, and only for pairs whose variants both
+have at least MIN_N scored trials (min_n). `conclusions` turns the comparisons into the lines that
+both the CLI and report.md print, so the two never say different things.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Iterable
 
 import numpy as np
@@ -23,6 +30,22 @@ from scipy.special import gammaln
 from scipy.stats import mannwhitneyu
 
 LEVEL = 0.95
+
+
+def min_n(level: float = LEVEL) -> int:
+    """The fewest trials per variant at which a comparison can reach significance at 1 - level: the
+    exact two-sided Mann-Whitney test of n against n trials has its smallest p-value, 2 / C(2n, n),
+    when every trial of one variant beats every trial of the other (scipy's exact test gives 0.1 at
+    3 vs 3 and 0.0286 at 4 vs 4, tests/test_report_verdicts.py). Below it no data could support a
+    verdict at this level, so none is printed; a bootstrap interval of so few trials is too narrow
+    to trust (the issue-14 study: a 3 vs 3 bootstrap interval excluded 0 where Mann-Whitney gave p = 0.4)."""
+    n = 1
+    while 2 / math.comb(2 * n, n) > 1 - level:
+        n += 1
+    return n
+
+
+MIN_N = min_n()  # 4 at LEVEL = 0.95
 
 
 def budget_grid(n: int, points: int = 120) -> np.ndarray:
@@ -161,13 +184,17 @@ def compare(scores: dict[tuple[str, str], np.ndarray], replicates: dict[tuple[st
     """Pairs of variants within each dataset. Returns (mann_whitney, budget_differences):
     mann_whitney: dataset, a, b, n_a, n_b, median_a, median_b, U, p_a_lower (probability that a random
     run of a scores lower than one of b, ties half), p, p_holm (over the dataset's pairs).
-    budget_differences: dataset, a, b, k, diff (E_a - E_b, exact), lo, hi, verdict ("" unless the
-    interval excludes 0)."""
+    budget_differences: dataset, a, b, n_a, n_b, k, expected_min_a, expected_min_b, diff (E_a - E_b,
+    exact), lo, hi (the pointwise interval at `level`), family (m: the dataset's comparisons whose
+    variants both have MIN_N trials), lo_sim, hi_sim (the simultaneous interval, level 1 - (1 -
+    level)/m), status ("verdict", "interval includes 0", or why none is given) and verdict ("" unless
+    the simultaneous interval excludes 0 and both variants have at least min_n(level) trials)."""
     mw, bd = [], []
+    need = min_n(level)
     datasets = dict.fromkeys(d for d, _ in scores)
     for dataset in datasets:
         variants = [v for d, v in scores if d == dataset]
-        rows = []
+        rows, diffs = [], []
         for a, b in itertools.combinations(variants, 2):
             x, y = scores[(dataset, a)], scores[(dataset, b)]
             res = mannwhitneyu(x, y, alternative="two-sided")
@@ -181,26 +208,76 @@ def compare(scores: dict[tuple[str, str], np.ndarray], replicates: dict[tuple[st
                 ea, eb = expected_min(x, [k])[0], expected_min(y, [k])[0]
                 d = _diff(ra[:, np.searchsorted(ka, k)], rb[:, np.searchsorted(kb, k)])  # budget_grid holds every k here
                 lo, hi = band(d[:, None], level)
-                diff = float(_diff(np.array([ea]), np.array([eb]))[0])
-                bd.append({"dataset": dataset, "a": a, "b": b, "k": k, "expected_min_a": ea, "expected_min_b": eb,
-                           "diff": diff, "lo": float(lo[0]), "hi": float(hi[0]),
-                           "verdict": verdict(a, b, k, diff, float(lo[0]), float(hi[0]), metric, level)})
+                small = [f"{v} {n}" for v, n in ((a, len(x)), (b, len(y))) if n < need]
+                diffs.append({"dataset": dataset, "a": a, "b": b, "n_a": len(x), "n_b": len(y), "k": k, "expected_min_a": ea,
+                              "expected_min_b": eb, "diff": float(_diff(np.array([ea]), np.array([eb]))[0]),
+                              "lo": float(lo[0]), "hi": float(hi[0]), "_d": d,
+                              "status": f"withheld: n below {need} ({', '.join(small)})" if small else ""})
+        family = sum(not r["status"] for r in diffs)
+        for r in diffs:
+            d = r.pop("_d")
+            r["family"] = family
+            if r["status"]:
+                r.update(lo_sim=np.nan, hi_sim=np.nan, verdict="")
+                continue
+            lo, hi = band(d[:, None], 1 - (1 - level) / family)
+            r.update(lo_sim=float(lo[0]), hi_sim=float(hi[0]))
+            r["verdict"] = verdict(r["a"], r["b"], r["k"], r["diff"], r["lo_sim"], r["hi_sim"], metric, level,
+                                   n=(r["n_a"], r["n_b"]), family=family)
+            r["status"] = "verdict" if r["verdict"] else "interval includes 0"
         if rows:
             adj = holm([r["p"] for r in rows])
             for r, q in zip(rows, adj):
                 r["p_holm"] = float(q)
         mw += rows
+        bd += diffs
     cols_mw = ["dataset", "a", "b", "n_a", "n_b", "median_a", "median_b", "U", "p_a_lower", "p", "p_holm"]
-    cols_bd = ["dataset", "a", "b", "k", "expected_min_a", "expected_min_b", "diff", "lo", "hi", "verdict"]
+    cols_bd = ["dataset", "a", "b", "n_a", "n_b", "k", "expected_min_a", "expected_min_b", "diff", "lo", "hi", "family",
+               "lo_sim", "hi_sim", "status", "verdict"]
     return pd.DataFrame(mw, columns=cols_mw), pd.DataFrame(bd, columns=cols_bd)
 
 
-def verdict(a: str, b: str, k: int, diff: float, lo: float, hi: float, metric: str, level: float = LEVEL) -> str:
-    """A sentence only where the bootstrap interval of E_a - E_b excludes 0."""
+def verdict(a: str, b: str, k: int, diff: float, lo: float, hi: float, metric: str, level: float = LEVEL,
+            n: tuple[int, int] | None = None, family: int = 1) -> str:
+    """A sentence only where the (simultaneous) bootstrap interval of E_a - E_b excludes 0."""
     if not (lo > 0 or hi < 0):
         return ""
     better, worse = (a, b) if hi < 0 else (b, a)
     runs = "run" if k == 1 else "runs"
     size = f"by {abs(diff):.3g}" if np.isfinite(diff) else "(the other can diverge in every run)"
-    return (f"With a budget of {k} {runs}, {better} reaches a lower expected best {metric} than {worse} {size}; "
-            f"{level:.0%} bootstrap interval of {a} - {b}: [{lo:.3g}, {hi:.3g}].")
+    on = f" (n = {n[0]} and {n[1]} trials)" if n else ""
+    sim = f"simultaneous {level:.0%} bootstrap interval over {family} comparisons" if family > 1 else f"{level:.0%} bootstrap interval"
+    return (f"With a budget of {k} {runs}, {better} reaches a lower expected best {metric} than {worse} {size}{on}; "
+            f"{sim} of {a} - {b}: [{lo:.3g}, {hi:.3g}].")
+
+
+def conclusions(scores: dict[tuple[str, str], np.ndarray], differences: pd.DataFrame, level: float = LEVEL) -> list[str]:
+    """What a report concludes from its comparisons, as the lines both `bench report` and report.md
+    print: the verdicts, and per dataset why there is none where there is none (one variant only;
+    variants below min_n(level) trials; every simultaneous interval includes 0)."""
+    need = min_n(level)
+    datasets = list(dict.fromkeys(d for d, _ in scores))
+    out: list[str] = []
+    for dataset in datasets:
+        where = f"{dataset}: " if len(datasets) > 1 else ""
+        n = {v: len(x) for (d, v), x in scores.items() if d == dataset}
+        if len(n) < 2:
+            (v, nv), = n.items()
+            out.append(f"{where}one variant only ({v}, n = {nv}): nothing to compare.")
+            continue
+        d = differences[differences["dataset"] == dataset]
+        lines = [x for x in d["verdict"] if x]
+        out += [where + x for x in lines]
+        small = {v: m for v, m in n.items() if m < need}
+        if small:
+            names = ", ".join(f"{v} (n = {m})" for v, m in small.items())
+            out.append(f"{where}no verdict on pairs with {names}: a variant needs at least {need} scored trials before any "
+                       f"comparison is judged (with fewer, no outcome of an exact two-sided Mann-Whitney test is significant "
+                       f"at {1 - level:.2g}).")
+        tested = d[d["status"].isin(["verdict", "interval includes 0"])]
+        if not tested.empty and not lines:
+            names = ", ".join(v for v in n if v not in small)
+            out.append(f"{where}no verdict among {names}: every simultaneous {level:.0%} bootstrap interval of a difference "
+                       f"of expected best-of-k ({int(tested['family'].iloc[0])} comparisons, Bonferroni) includes 0, so these "
+                       f"trials do not tell them apart at any budget compared.")
+    return out
