@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from .conftest import run_cli
 
@@ -29,6 +30,11 @@ def test_report_of_a_tiny_study_with_an_executed_notebook(env, tiny_study, tmp_p
     assert set(frame["state"]) == {"complete"} and set(frame["step"]) == {5, 10}
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["variant"]) == ["ns_gan", "wgan"] and list(summary["trials"]) == [2, 2]
+    per_trial = pd.read_csv(out / "trials.csv")  # one row per trial, its best checkpoint's score
+    assert len(per_trial) == 4 and set(per_trial["variant"]) == {"ns_gan", "wgan"}
+    best = frame.groupby(["variant", "trial"])["fid_lenet_digits5k_1k_test"].min()
+    for row in per_trial.itertuples():
+        assert row.score == pytest.approx(best[(row.variant, row.trial)])
 
     nb = json.loads((out / "report.ipynb").read_text())
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]

@@ -1,7 +1,8 @@
 """From the tidy frame to every table and figure of a report, and onto disk.
 
 `build` is a pure function of the frame (seeded bootstraps); `write` puts the results under
-results/<study>/report/: summary.csv, trials.parquet (the tidy frame), budget.csv,
+results/<study>/report/: summary.csv, trials.parquet (the tidy frame), trials.csv (one row per
+trial at its best checkpoint), budget.csv,
 comparisons.csv, importance.csv, report.md, report.html, figures/*.png and report.ipynb (built from
 bench/templates/report.ipynb and executed, so it opens with its outputs).
 """
@@ -109,6 +110,8 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
         nb_thread = threading.Thread(target=_notebook_job, args=(out_dir, frame.attrs.get("source", ""), nb_result), daemon=True)
         nb_thread.start()
     put("summary.csv", rep.summary.to_csv(index=False).encode())
+    # One row per trial at its best checkpoint (`score`), small enough to commit beside a report.
+    put("trials.csv", rep.best.to_csv(index=False).encode())
     put("budget.csv", rep.curves.to_csv(index=False).encode())
     comparisons = rep.differences.merge(rep.mann_whitney, on=["dataset", "a", "b"], how="left")
     put("comparisons.csv", comparisons.to_csv(index=False).encode())
