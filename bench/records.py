@@ -9,6 +9,7 @@
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
     results/<study>/<variant>/trial-NNNN/checkpoints/ema-g-SSSSSSS.pt  G's moving average there ([train] g_ema > 0)
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
+                                                    and a seal of every later append (`appends`)
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
     results/<study>/seeds/seeds.csv, summary.csv    one row per seed rerun; per-variant distribution
     results/<study>/audit/audit.md, audit.json      the last `bench audit`; audit/scratch/ holds its reruns
@@ -18,14 +19,23 @@
 Writes of whole files are atomic (temporary file + rename), so a crash never leaves half a file
 that is read later; the metrics log is append-only JSON lines, and an append that fails part-way
 (a full disk) is cut back to the last whole line, so the log always parses.
+
+Sealed appends (issue 14, point 9): a finished trial's manifest records the size and sha256 of its
+metrics log, and every later legitimate append (`bench eval`) adds an entry to the manifest's
+`appends` list: the command, the step and metric names, the byte range (offset, bytes) and the
+sha256 of the appended bytes. `sealed_log` reads a log as far as the manifest explains it, so a
+record appended by hand (say, the last checkpoint again with a better FID) never reaches a report;
+`check_appends` says what no seal explains, for `bench audit`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -190,9 +200,10 @@ def read_json(path: Path) -> Any:
         raise HarnessError(f"{path}: not valid JSON ({e}); the file was edited or damaged, restore it from a copy") from None
 
 
-def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    """Append one record as a single line. A torn last line left by a crash is cut off first, and
-    an append that fails part-way (a full disk) is cut back, so every line of the log stays whole."""
+def append_jsonl(path: Path, record: dict[str, Any]) -> tuple[int, bytes]:
+    """Append one record as a single line; returns (offset of the line, the line's bytes). A torn
+    last line left by a crash is cut off first, and an append that fails part-way (a full disk) is
+    cut back, so every line of the log stays whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(_jsonable(record), sort_keys=True) + "\n").encode()
     with open(path, "ab+") as f:
@@ -209,6 +220,7 @@ def append_jsonl(path: Path, record: dict[str, Any]) -> None:
             if isinstance(e, OSError) and e.filename is None:
                 raise OSError(e.errno, e.strerror, str(path)) from e
             raise
+    return start, line
 
 
 def _last_line_end(f: Any, end: int) -> int:
@@ -282,3 +294,137 @@ def load_weights(path: Path, map_location: Any = "cpu") -> Any:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise HarnessError(f"{path}: not a loadable weights file (truncated, corrupted, or holding code: {first[:160]}); "
                            "delete it to recompute, or restore it from a copy") from None
+
+
+# ---------------------------------------------------------------- seals: what a trial's records are held to
+
+def canonical(obj: Any) -> bytes:
+    """The JSON a seal covers: keys sorted, no spaces, non-finite floats as strings."""
+    return json.dumps(_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def seal_ok(m: dict[str, Any]) -> bool:
+    """Whether a manifest's `seal` is the sha256 of the rest of it (no edit since it was sealed)."""
+    return m.get("seal") == sha256_bytes(canonical({k: v for k, v in m.items() if k != "seal"}))
+
+
+@dataclass
+class Append:
+    """One sealed append that matches its bytes: the manifest's entry and the records it holds."""
+    seal: dict[str, Any]
+    records: list[dict[str, Any]]
+
+
+@dataclass
+class AppendCheck:
+    sealed: list[Append] = field(default_factory=list)  # appends whose bytes match their seal, in log order
+    unexplained: list[str] = field(default_factory=list)  # one line per range of bytes no seal explains, or seal that fails
+    torn: int = 0  # bytes of an unfinished last line after everything sealed (no reader reads them)
+
+
+NOT_VALUES = ("kind", "step", "source", "seconds", "extractors")  # fields of an eval record that are not metric values
+
+
+def values_of(record: dict[str, Any]) -> list[str]:
+    """The metric-value keys of an eval record: each metric's name and its `<name>_<part>` extras."""
+    return [k for k in record if k not in NOT_VALUES]
+
+
+def _of_metrics(key: str, names: set[str]) -> bool:
+    return key in names or any(key.startswith(n + "_") for n in names)
+
+
+def _seal_label(i: int, s: dict[str, Any]) -> str:
+    return f"append seal {i} ({s.get('command') or s.get('source') or 'unnamed'}, step {s.get('step')})"
+
+
+def check_appends(data: bytes, recorded: int, appends: list[dict[str, Any]], path: Path) -> AppendCheck:
+    """Hold the bytes of a metrics log after its recorded size (`recorded`, the size when the trial
+    ended) to the manifest's append seals: each seal must start where the log stood, cover bytes
+    that are there, match their sha256, and hold whole eval records of its step and metrics. Every
+    byte after `recorded` that no good seal covers is named (an unfinished last line apart)."""
+    out = AppendCheck()
+    pos, size = recorded, len(data)
+    for i, s in sorted(enumerate(appends), key=lambda x: (x[1].get("offset", -1) if isinstance(x[1], dict) else -1, x[0])):
+        if not isinstance(s, dict) or not all(isinstance(s.get(k), int) for k in ("offset", "bytes")) or s["bytes"] <= 0:
+            out.unexplained.append(f"append seal {i} has no byte range (offset, bytes)")
+            continue
+        label, off, end = _seal_label(i, s), s["offset"], s["offset"] + s["bytes"]
+        if off < pos:
+            out.unexplained.append(f"{label} covers bytes {off}..{end}, which overlap the trial's own log or another seal")
+            continue
+        if off > pos:
+            out.unexplained.append(f"{off - pos} bytes appended after the trial ended (bytes {pos}..{off}) that no seal explains")
+        if end > size:
+            out.unexplained.append(f"{label} covers bytes {off}..{end}, the log has only {size}: sealed records were removed")
+            pos = max(pos, min(off, size))
+            continue
+        chunk = data[off:end]
+        pos = end
+        if sha256_bytes(chunk) != s.get("sha256"):
+            out.unexplained.append(f"{label}: bytes {off}..{end} do not match the seal (sha256 recorded "
+                                   f"{str(s.get('sha256'))[:12]}…, found {sha256_bytes(chunk)[:12]}…)")
+            continue
+        try:
+            recs = list(parse_jsonl(chunk + (b"" if chunk.endswith(b"\n") else b"\n"), path))
+        except HarnessError:
+            recs = []
+        names = set(s.get("metrics") or [])
+        wrong = [r for r in recs if r.get("kind") != "eval" or r.get("step") != s.get("step")
+                 or not all(_of_metrics(k, names) for k in values_of(r))]
+        if not recs or wrong or not chunk.endswith(b"\n"):
+            out.unexplained.append(f"{label}: bytes {off}..{end} are not whole eval records of step {s.get('step')} "
+                                   f"and metrics {', '.join(sorted(names)) or '(none)'}")
+            continue
+        out.sealed.append(Append(s, recs))
+    if pos < size:
+        if b"\n" in data[pos:]:
+            out.unexplained.append(f"{size - pos} bytes appended after the trial ended (bytes {pos}..{size}) that no seal explains")
+        else:
+            out.torn = size - pos
+    return out
+
+
+@dataclass
+class SealedLog:
+    records: list[dict[str, Any]]  # the records a report may read, in log order
+    unexplained: list[str]  # why some of the log was left out, one line each (empty: nothing was)
+
+
+def sealed_log(tdir: Path) -> SealedLog:
+    """The records of a trial's metrics log that its manifest vouches for: the log as it stood when
+    the trial ended (size and sha256 in the manifest's `files`) and every append whose seal matches
+    its bytes. A log that no longer matches its recorded part, or a manifest edited after it was
+    sealed, vouches for nothing (no records). A trial still running (no checksums yet) and a folder
+    from before manifests have nothing to hold their log to: it is read whole (`bench audit`
+    fails the latter)."""
+    path = tdir / "metrics.jsonl"
+    if not path.is_file():
+        return SealedLog([], [])
+    data = path.read_bytes()
+    mpath = manifest_path(tdir)
+    if not mpath.is_file():
+        return SealedLog(list(parse_jsonl(data, path)), [])
+    m = read_json(mpath)
+    if m.get("files") is None and seal_ok(m):
+        return SealedLog(list(parse_jsonl(data, path)), [])
+    if not seal_ok(m):
+        return SealedLog([], [f"{mpath}: edited after the trial ended (its seal does not match); its log is not read"])
+    rec = m["files"].get("metrics.jsonl") or {"bytes": 0, "sha256": sha256_bytes(b"")}
+    n = rec.get("bytes")
+    if not isinstance(n, int) or len(data) < n or sha256_bytes(data[:n]) != rec.get("sha256"):
+        return SealedLog([], [f"{path}: differs from the log recorded when the trial ended; it is not read"])
+    check = check_appends(data, n, list(m.get("appends") or []), path)
+    out = list(parse_jsonl(data[:n], path))
+    for a in check.sealed:
+        out += a.records
+    return SealedLog(out, [f"{path}: {x}" for x in check.unexplained])
+
+
+def sealed_records(tdir: Path) -> list[dict[str, Any]]:
+    """The records of a trial's metrics log that its manifest vouches for (see sealed_log)."""
+    return sealed_log(tdir).records

@@ -20,6 +20,7 @@ import torch
 from bench import records
 from bench.cli import main as bench_main
 from bench.config import parse_study
+from bench.errors import HarnessError
 from bench.trial import manifest
 
 from .conftest import tiny_study_text
@@ -214,11 +215,122 @@ def test_audit_names_package_version_drift(study, capsys):
     assert rc == 1 and report["verdict"] == "fail"
 
 
-def test_an_appended_log_is_drift_not_a_failure(study, capsys):
+KID = "kid_lenet_digits5k_1k_test"
+
+
+def _forge(tdir, **values) -> dict:
+    """A record appended by hand: the last checkpoint again, with a better FID (issue 14, point 9)."""
+    last = [r for r in records.read_jsonl(tdir / "metrics.jsonl") if r.get("kind") == "eval"][-1]
+    forged = {"kind": "eval", "source": "bench eval", "step": last["step"], METRIC: last[METRIC] / 2,
+              "extractors": last["extractors"], **values}
+    records.append_jsonl(tdir / "metrics.jsonl", forged)
+    return forged
+
+
+def _bench_eval(made, names) -> list:
+    """`bench eval` in this process (the CLI's own function; test_eval_cli.py runs the command)."""
+    from bench.config import load_study
+    from bench.trial import reeval
+
+    return reeval.eval_study(load_study(str(made / "tiny.toml")), ["wgan"], names, "cpu", log=lambda _: None)
+
+
+@pytest.mark.parametrize("reruns", ["0", "1"])
+def test_a_forged_append_fails_the_audit(study, capsys, reruns):
     tdir = study / "wgan" / "trial-0000"
-    records.append_jsonl(tdir / "metrics.jsonl", {"kind": "eval", "step": 10, "fid_other": 1.0})
-    rc, out, _ = audit(capsys, "--reruns", "0")
-    assert rc == 0 and "files.metrics.jsonl: " in out and "bytes appended after the trial ended" in out
+    size = manifest.read(tdir)["files"]["metrics.jsonl"]["bytes"]
+    _forge(tdir)
+    end = (tdir / "metrics.jsonl").stat().st_size
+    rc, out, report = audit(capsys, "--reruns", reruns)
+    assert rc == 1 and report["verdict"] == "fail", out
+    line = f"wgan trial 0: files.metrics.jsonl: {end - size} bytes appended after the trial ended (bytes {size}..{end}) that no seal explains"
+    assert f"FAIL: {line}" in out and line in report["failures"]
+
+
+def test_a_bench_eval_append_is_sealed_passes_and_is_recomputed_by_a_rerun(made, study, capsys):
+    tdir = study / "wgan" / "trial-0000"
+    size = manifest.read(tdir)["files"]["metrics.jsonl"]["bytes"]
+    added = _bench_eval(made, [METRIC, KID])  # FID was logged in training: KID only, at steps 5 and 10
+    assert [(r["step"], KID in r, METRIC in r) for r in added] == [(5, True, False), (10, True, False)]
+    m = manifest.read(tdir)
+    assert manifest.seal_ok(m) and len(m["appends"]) == 2
+    data = (tdir / "metrics.jsonl").read_bytes()
+    assert m["appends"][0]["offset"] == size and m["appends"][1]["offset"] == size + m["appends"][0]["bytes"]
+    assert m["appends"][1]["offset"] + m["appends"][1]["bytes"] == len(data)
+    for seal in m["appends"]:
+        chunk = data[seal["offset"]: seal["offset"] + seal["bytes"]]
+        assert seal["sha256"] == manifest.sha256_bytes(chunk) and json.loads(chunk)[KID] == seal_value(added, seal["step"])
+        assert seal["metrics"] == [KID] and seal["source"] == "bench eval" and seal["command"].startswith("bench eval tiny ")
+        assert seal["z_samples"] == 1000 and seal["eval_seed"] == 42
+    rc, out, report = audit(capsys, "--reruns", "1")
+    assert rc == 0 and report["failures"] == [] and report["drift"] == [], out
+    (t,) = report["trials"]
+    assert t["sealed_appends"] == 2 and t["reruns"][0]["sealed_evaluations"] == 2 and t["reruns"][0]["bit_identical"]
+
+
+def seal_value(added, step):
+    return next(r[KID] for r in added if r["step"] == step)
+
+
+def test_a_rerun_catches_a_forged_append_whose_seal_was_forged_too(made, study, capsys):
+    """A forger who also rewrites the manifest (a seal for the forged bytes, manifest re-sealed)
+    passes the checksums; the rerun recomputes the sealed value and fails it."""
+    tdir = study / "wgan" / "trial-0000"
+    start = (tdir / "metrics.jsonl").stat().st_size
+    forged = _forge(tdir)
+    line = (tdir / "metrics.jsonl").read_bytes()[start:]
+    reseal(tdir, lambda m: m.update(appends=[{"command": "bench eval tiny", "source": "bench eval", "step": forged["step"],
+                                             "metrics": [METRIC], "eval_seed": 42, "z_samples": 1000, "generator_mode": "train",
+                                             "offset": start, "bytes": len(line), "sha256": manifest.sha256_bytes(line)}]))
+    rc, out, report = audit(capsys, "--reruns", "1")
+    assert rc == 1, out
+    assert f"FAIL: wgan trial 0: rerun 0: metrics.jsonl[bench eval step 10].{METRIC}: sealed {forged[METRIC]!r}, rerun " in out
+
+
+@pytest.mark.parametrize("tamper", ["seal", "bytes", "removed"])
+def test_a_seal_that_does_not_match_its_bytes_fails(made, study, capsys, tamper):
+    tdir = study / "wgan" / "trial-0000"
+    _bench_eval(made, [KID])
+    log = tdir / "metrics.jsonl"
+    seal = manifest.read(tdir)["appends"][1]
+    if tamper == "seal":
+        reseal(tdir, lambda m: m["appends"][1].update(sha256="0" * 64))
+    elif tamper == "bytes":  # the sealed KID edited in place, same length
+        data = log.read_bytes()
+        i = data.index(b'"kid_lenet', seal["offset"]) + len(f'"{KID}": ')
+        log.write_bytes(data[:i] + (b"9" if data[i:i + 1] != b"9" else b"8") + data[i + 1:])
+    else:  # the last sealed record cut off
+        log.write_bytes(log.read_bytes()[: seal["offset"]])
+    rc, out, report = audit(capsys, "--reruns", "0")
+    assert rc == 1, out
+    label = f"wgan trial 0: files.metrics.jsonl: append seal 1 ({seal['command']}, step 10)"
+    expected = {"seal": f"{label}: bytes {seal['offset']}..", "bytes": f"{label}: bytes {seal['offset']}..",
+                "removed": f"{label} covers bytes {seal['offset']}..{seal['offset'] + seal['bytes']}, the log has only {seal['offset']}"}
+    assert any(f.startswith(expected[tamper]) for f in report["failures"]), report["failures"]
+
+
+def test_reports_read_only_sealed_records(made, study):
+    """records.sealed_records (what a report reads from a log): the trial's own records and sealed
+    `bench eval` appends, never a record appended by hand."""
+    tdir = study / "wgan" / "trial-0000"
+    own = list(records.read_jsonl(tdir / "metrics.jsonl"))
+    forged = _forge(tdir)
+    assert records.sealed_records(tdir) == own
+    (why,) = records.sealed_log(tdir).unexplained
+    assert why.startswith(f"{tdir / 'metrics.jsonl'}: ") and "that no seal explains" in why
+    added = _bench_eval(made, [KID])  # sealed after the forged line; the forged line stays out
+    got = records.sealed_records(tdir)
+    assert got[: len(own)] == own and [(r["step"], r[KID]) for r in got[len(own):]] == [(r["step"], r[KID]) for r in added]
+    assert forged[METRIC] not in [r.get(METRIC) for r in got]
+
+
+def test_bench_eval_will_not_reseal_an_edited_manifest(study):
+    tdir = study / "wgan" / "trial-0000"
+    _edit_manifest(tdir, lambda m: m["seeds"].update(torch=1))
+    before = (tdir / "metrics.jsonl").read_bytes(), records.manifest_path(tdir).read_bytes()
+    with pytest.raises(HarnessError, match="manifest.json: edited after the trial ended"):
+        manifest.append_sealed(tdir, {"kind": "eval", "step": 10, KID: 0.0}, {"source": "bench eval", "step": 10, "metrics": [KID]})
+    assert ((tdir / "metrics.jsonl").read_bytes(), records.manifest_path(tdir).read_bytes()) == before
 
 
 def _trials(url: str) -> dict:

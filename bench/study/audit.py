@@ -1,13 +1,15 @@
 """`bench audit`: take a study's records at their word only after checking them, and rerun trials.
 
 For every chosen trial the audit (1) checks the manifest's seal and config hash, (2) verifies every
-stored file against the sha256 the manifest recorded when the trial ended (an append-only log that
-only grew is reported as drift, anything else as a failure), (3) checks the storage's outcome and
+stored file against the sha256 the manifest recorded when the trial ended, and every byte appended
+to the metrics log since against the manifest's append seals (`bench eval` seals what it appends;
+bytes no seal explains, or a seal that does not match its bytes, fail; records.check_appends), (3) checks the storage's outcome and
 value against the metrics log, (4) compares the manifest with one made here from config.json and
 names every difference, failing on identity fields (config, seeds, data fingerprint, metric
 protocol, extractor checksum) and reporting environment drift (versions, device, commit), and
 (5) reruns the trial K times from config.json into `audit/scratch/` and compares every logged
-number within a relative tolerance. Results go to `results/<study>/audit/audit.{md,json}`
+number within a relative tolerance, the sealed `bench eval` values included (recomputed from the
+rerun's own checkpoints). Results go to `results/<study>/audit/audit.{md,json}`
 (layout in records.py); the exit code is 1 when anything fails (with --strict, drift too).
 
 Reruns follow the paper's own reading of a run (Lucic et al. 2018): the same configuration and
@@ -63,6 +65,7 @@ class TrialAudit:
     checks: list[Check] = field(default_factory=list)
     reruns: list[dict[str, Any]] = field(default_factory=list)
     files_verified: int = 0
+    sealed: list[records.Append] = field(default_factory=list)  # the metrics log's appends that match their seals
 
     def fail(self, fld: str, message: str) -> None:
         self.checks.append(Check(fld, "fail", message))
@@ -141,7 +144,17 @@ def select(name: str, url: str, phase: str, trials: str, variants: list[str] | N
 
 # ---------------------------------------------------------------- checks of one trial
 
-def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]]) -> None:
+def check_appends(a: TrialAudit, path: Path, recorded: int, appends: list[dict[str, Any]]) -> None:
+    """The metrics log past its recorded size: every appended byte explained by a seal that matches it."""
+    found = records.check_appends(path.read_bytes(), recorded, appends, path)
+    a.sealed = found.sealed
+    for line in found.unexplained:
+        a.fail("files.metrics.jsonl", line)
+    if found.torn:
+        a.drift("files.metrics.jsonl", f"{found.torn} bytes of an unfinished last line (a write that never ended; no reader reads it)")
+
+
+def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]], appends: list[dict[str, Any]] = ()) -> None:
     tdir = a.ref.folder
     for rel, rec in sorted(recorded.items()):
         path = tdir / rel
@@ -149,7 +162,10 @@ def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]]) -> None:
             a.fail(f"files.{rel}", "recorded in the manifest, missing from the trial folder")
             continue
         size = path.stat().st_size
-        if size == rec["bytes"] and manifest.sha256_file(path) == rec["sha256"]:
+        if rel == "metrics.jsonl" and size >= rec["bytes"] and manifest.sha256_file(path, rec["bytes"]) == rec["sha256"]:
+            a.files_verified += 1
+            check_appends(a, path, rec["bytes"], appends)
+        elif size == rec["bytes"] and manifest.sha256_file(path) == rec["sha256"]:
             a.files_verified += 1
         elif size > rec["bytes"] and manifest.sha256_file(path, rec["bytes"]) == rec["sha256"]:
             a.files_verified += 1
@@ -213,6 +229,48 @@ def compare_logs(recorded: list[dict[str, Any]], rerun: list[dict[str, Any]], to
     return fails, worst, n
 
 
+def recompute_sealed(sealed: list[records.Append], cfg: Any, variant: str, sdir: Path, device: Any,
+                     tolerance: float) -> tuple[list[Check], float, int]:
+    """Every sealed `bench eval` value recomputed from the rerun's checkpoint of its step, with the
+    z and generator mode its seal names: (failures, largest relative difference, numbers compared)."""
+    from bench import data as data_mod
+    from bench.trial import reeval
+    from bench.trial.train import fixed_z, metric_context
+
+    fails, worst, n = [], 0.0, 0
+    ctxs: dict[tuple[Any, ...], Any] = {}
+    for ap in sealed:
+        s = ap.seal
+        where = f"metrics.jsonl[{s.get('source') or 'append'} step {s.get('step')}]"
+        ckpt = records.scored_checkpoint_path(sdir, int(s.get("step", -1)), cfg.train.g_ema)  # what the trial scored
+        if not ckpt.is_file():
+            fails.append(Check(where, "fail", "the rerun saved no checkpoint at this step to recompute the sealed evaluation from"))
+            continue
+        try:
+            ecfg = cfg.replace("eval", seed=int(s.get("eval_seed", cfg.eval.seed)),
+                               generator_mode=s.get("generator_mode", cfg.eval.generator_mode))
+            key = (ecfg.eval.seed, ecfg.eval.generator_mode)
+            if key not in ctxs:
+                ctxs[key] = metric_context(ecfg, data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root)), device)
+            z = fixed_z(int(s["z_samples"]), cfg.model.z_dim, ecfg.eval.seed, device)
+            values = reeval.evaluate_checkpoint(ecfg, variant, ckpt, list(s["metrics"]), ctxs[key], z, device)
+        except Exception as e:  # a metric unknown here, a seal without its z: a finding, not a crash
+            fails.append(Check(where, "fail", f"cannot recompute the sealed evaluation: {type(e).__name__}: {e}"))
+            continue
+        for r in ap.records:
+            for name in records.values_of(r):
+                if not isinstance(r[name], (int, float)) or isinstance(r[name], bool):
+                    fails.append(Check(f"{where}.{name}", "fail", f"sealed {r[name]!r} is not a number"))
+                    continue
+                d = rel_diff(r[name], values.get(name, math.nan))
+                n += 1
+                worst = max(worst, d)
+                if d > tolerance:
+                    fails.append(Check(f"{where}.{name}", "fail", f"sealed {r[name]!r}, rerun {values.get(name)!r} "
+                                                                  f"(relative difference {d:.3g} > tolerance {tolerance:g})"))
+    return fails, worst, n
+
+
 def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_spec: str | None, scratch: Path,
                 log: Callable[[str], None]) -> TrialAudit:
     from bench.gan.variants import VARIANTS
@@ -241,7 +299,9 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         a.fail("manifest.seal", "manifest.json was edited after the trial ended (its seal does not match its content)")
     if rec.get("config_sha256") != manifest.sha256_bytes(manifest.canonical(rec.get("config", {}))):
         a.fail("config_sha256", "does not match the recorded config")
-    check_files(a, rec.get("files") or {})
+    check_files(a, rec.get("files") or {}, list(rec.get("appends") or []))
+    if rec.get("appends") and "metrics.jsonl" not in (rec.get("files") or {}):
+        a.fail("appends", "the manifest seals appends to a metrics log it recorded no checksum of")
     if rec.get("files") is None:
         a.fail("files", "no checksums recorded: the trial never ended (killed?)")
     if ref.outcome is not None and rec.get("status") != ref.outcome:
@@ -299,9 +359,12 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
         seconds = time.perf_counter() - t0
         new_log = list(records.read_jsonl(sdir / "metrics.jsonl")) if (sdir / "metrics.jsonl").is_file() else []
         fails, worst, n = compare_logs(log_rec, new_log, tolerance, until)
+        if a.sealed and not error:
+            more, w2, n2 = recompute_sealed(a.sealed, cfg, ref.variant, sdir, device, tolerance)
+            fails, worst, n = fails + more, max(worst, w2), n + n2
         info = {"index": k, "seconds": round(seconds, 2), "numbers_compared": n, "max_rel_diff": worst,
                 "first_difference": fails[0].field if fails else None,
-                "bit_identical": n > 0 and worst == 0.0 and not fails, "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
+                "bit_identical": n > 0 and worst == 0.0 and not fails, "sealed_evaluations": len(a.sealed), "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
         if error:
             a.fail(f"rerun {k}", f"raised {error}")
         for c in fails:
@@ -350,7 +413,7 @@ def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: floa
         "trials": [{
             "variant": a.ref.variant, "trial": a.ref.number, "phase": a.ref.phase, "outcome": a.ref.outcome,
             "value": a.ref.value, "folder": str(a.ref.folder.relative_to(records.study_dir(name))),
-            "verdict": a.verdict, "files_verified": a.files_verified, "reruns": a.reruns,
+            "verdict": a.verdict, "files_verified": a.files_verified, "sealed_appends": len(a.sealed), "reruns": a.reruns,
             "checks": [asdict(c) for c in a.checks],
         } for a in audits],
     }
@@ -360,6 +423,7 @@ def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: floa
         n_drift = sum(c.status == "drift" for c in a.checks)
         n_fail = sum(c.status == "fail" for c in a.checks)
         log(f"  {a.label}: {a.verdict.upper()}, {a.files_verified} files verified"
+            + (f", {len(a.sealed)} sealed appends" if a.sealed else "")
             + (f", {len(a.reruns)} rerun(s) max relative difference {max(r['max_rel_diff'] for r in a.reruns):.3g}" if a.reruns else "")
             + (f", {n_fail} failed checks" if n_fail else "") + (f", {n_drift} drift" if n_drift else ""))
         for status, word in (("drift", "drift"), ("fail", "FAIL")):

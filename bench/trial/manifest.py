@@ -8,6 +8,9 @@ when a trial starts; `finish` adds the outcome and the sha256 and size of every 
 (metrics log, samples, checkpoints, config.json) when it ends. It is sealed: `seal` is the sha256
 of its canonical JSON, so an edit after the trial is detected by `bench audit` (audit.py), which
 names the field by comparing with a manifest made here (`build`) and classifies it (`compare`).
+An append to a finished trial's metrics log (`bench eval`) goes through `append_sealed`, which
+records the append's command, step, metrics, byte range and sha256 under `appends` and re-seals;
+records.sealed_log reads only what the seals explain, and the audit fails on anything else.
 
 Deterministic mode follows PyTorch's reproducibility notes (docs: notes/randomness.html):
 `torch.use_deterministic_algorithms(True)`, cuDNN deterministic without autotuning, and
@@ -18,7 +21,9 @@ NVlabs/stylegan2-ada-pytorch (STYLE.md, item 7).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -28,12 +33,13 @@ import random
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
 
 from bench import records, storage
+from bench.errors import HarnessError
 from bench.trial import speed
 
 SCHEMA = "bench-manifest/1"
@@ -46,7 +52,7 @@ CUBLAS_WORKSPACE = ":4096:8"  # PyTorch's documented setting for deterministic c
 # (times, the seal and checksums, checked on their own); everything else is environment drift.
 IDENTITY = ("config.", "seeds.", "data.dataset", "data.fingerprint", "data.train_shape", "data.test_shape",
             "metrics.", "determinism.deterministic", "study", "variant", "trial", "phase")
-IGNORED = ("schema", "started", "finished", "seal", "files", "status", "config_sha256", "data.source")
+IGNORED = ("schema", "started", "finished", "seal", "files", "appends", "status", "config_sha256", "data.source")
 
 
 # ---------------------------------------------------------------- seeding and deterministic mode
@@ -145,12 +151,7 @@ def harness_git() -> dict[str, Any]:
 
 # ---------------------------------------------------------------- building, sealing, finishing
 
-def canonical(obj: Any) -> bytes:
-    return json.dumps(records._jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+canonical, sha256_bytes, seal_ok = records.canonical, records.sha256_bytes, records.seal_ok  # report reads seals torch-free
 
 
 def sha256_file(path: Path, limit: int | None = None) -> str:
@@ -184,10 +185,6 @@ def file_checksums(tdir: Path) -> dict[str, dict[str, Any]]:
 def seal(m: dict[str, Any]) -> dict[str, Any]:
     body = {k: v for k, v in m.items() if k != "seal"}
     return {**body, "seal": sha256_bytes(canonical(body))}
-
-
-def seal_ok(m: Mapping[str, Any]) -> bool:
-    return m.get("seal") == sha256_bytes(canonical({k: v for k, v in m.items() if k != "seal"}))
 
 
 def trial_config(cfg: Any, variant: str, hp: Mapping[str, Any]) -> dict[str, Any]:
@@ -260,6 +257,41 @@ def finish(tdir: Path, result: Any = None, outcome: str | None = None) -> None:
 
 def read(tdir: Path) -> dict[str, Any]:
     return records.read_json(records.manifest_path(tdir))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on a trial's log while one process appends and seals (two `bench eval`s at once)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def append_sealed(tdir: Path, record: dict[str, Any], what: dict[str, Any]) -> dict[str, Any] | None:
+    """Append `record` to a trial's metrics log and, when the trial has ended, seal the append in its
+    manifest: `what` (command, source, step, metrics, and what a rerun needs to recompute them) with
+    the byte range and sha256 of the appended line. Returns the seal (None: the trial is still
+    running, or predates manifests, and the checksums at its end cover the line).
+
+    A manifest edited since it was sealed is refused before anything is written: re-sealing it would
+    vouch for the edit."""
+    log, mpath = tdir / "metrics.jsonl", records.manifest_path(tdir)
+    with _locked(log):
+        if mpath.is_file() and not seal_ok(read(tdir)):
+            raise HarnessError(f"{mpath}: edited after the trial ended (its seal does not match); not appending to "
+                               f"{log} (run `bench audit` to see what changed)")
+        offset, line = records.append_jsonl(log, record)
+        m = read(tdir) if mpath.is_file() else None  # read after the append: a trial that ended meanwhile is sealed too
+        if m is None or m.get("files") is None or m["files"].get("metrics.jsonl", {}).get("bytes", 0) > offset:
+            return None
+        entry = {**what, "offset": offset, "bytes": len(line), "sha256": sha256_bytes(line), "when": now()}
+        m.setdefault("appends", []).append(entry)
+        records.write_json(mpath, seal(m))
+    return entry
 
 
 # ---------------------------------------------------------------- comparing two manifests

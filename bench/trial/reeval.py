@@ -8,7 +8,9 @@ computes the metrics and *appends* `{"kind": "eval", "source": "bench eval", ...
 trial's metrics.jsonl: nothing is overwritten and a value already logged for a (step, metric) is
 not recomputed unless `--again` asks for another record. Because generation and metrics are the
 training loop's own functions, re-evaluating a metric of the study file reproduces the value
-logged during training.
+logged during training. Each append to a finished trial is sealed in its manifest (the command,
+step, metrics, byte range and sha256: manifest.append_sealed), so `bench audit` can tell it from a
+record appended by hand, recompute it in a rerun (`evaluate_checkpoint`), and reports read it.
 
 `bench fid A B [--features NAME]` (a registered extractor: inception, lenet-digits5k, ...): A and B are folders of images (png, jpg,
 jpeg; not recursive) or `.npz` statistics with `mu` and `sigma` (the harness's own, pytorch-fid's
@@ -43,18 +45,34 @@ def trial_dirs(cfg: StudyConfig, variant: str) -> list[Path]:
     return sorted(p for p in vdir.glob("trial-[0-9][0-9][0-9][0-9]") if p.is_dir())
 
 
-def logged(log: Path, names: list[str]) -> set[tuple[int, str]]:
-    """(step, metric) pairs that already have a value in a metrics log."""
-    if not log.is_file():
-        return set()
-    return {(int(r["step"]), n) for r in records.read_jsonl(log) if r.get("kind") == "eval" for n in names if n in r}
+def logged(tdir: Path, names: list[str]) -> set[tuple[int, str]]:
+    """(step, metric) pairs that already have a value in a trial's metrics log (sealed records only:
+    a record appended by hand does not stop `bench eval` from computing the value)."""
+    return {(int(r["step"]), n) for r in records.sealed_records(tdir) if r.get("kind") == "eval" for n in names if n in r}
+
+
+def evaluate_checkpoint(cfg: StudyConfig, variant: str, ckpt: Path, names: list[str], ctx: Any, z: torch.Tensor,
+                        device: torch.device) -> dict[str, float]:
+    """The metrics `names` of one saved generator on the fixed z, as training evaluates them."""
+    from bench.gan.architectures import ARCHITECTURES
+    from bench.trial.train import evaluate
+
+    G = VARIANTS[variant].build_g(ARCHITECTURES[cfg.model.architecture], cfg.model.z_dim, ctx.data.shape, cfg.model.width).to(device)
+    G.load_state_dict(records.load_weights(ckpt, map_location=device))  # a damaged file: one line naming it (issue #10)
+    return evaluate(G, cfg, ctx, z, names)[0]
+
+
+def command_line(cfg: StudyConfig, variants: list[str], names: list[str], device_spec: str | None, again: bool) -> str:
+    """The `bench eval` command that makes these records, as a seal names it."""
+    return " ".join(["bench eval", cfg.name, "--variant", ",".join(variants), "--metrics", *names]
+                    + (["--device", device_spec] if device_spec else []) + (["--again"] if again else []))
 
 
 def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_spec: str | None = None,
                again: bool = False, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
     """Evaluate `names` on every saved checkpoint of the variants' trials; returns the appended records."""
-    from bench.gan.architectures import ARCHITECTURES
-    from bench.trial.train import evaluate, fixed_z, metric_context, resolve_device
+    from bench.trial import manifest
+    from bench.trial.train import fixed_z, metric_context, resolve_device
 
     unknown = [n for n in names if n not in METRICS]
     if unknown:
@@ -66,24 +84,24 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
     device = resolve_device(device_spec or cfg.train.device)
     data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     ctx = metric_context(cfg, data, device)
-    arch = ARCHITECTURES[cfg.model.architecture]
     z = fixed_z(max(METRICS[n].num_samples for n in names), cfg.model.z_dim, cfg.eval.seed, device)
+    command = command_line(cfg, variants, names, device_spec, again)
     added: list[dict[str, Any]] = []
     found = 0
     for variant in variants:
         for tdir in trial_dirs(cfg, variant):
-            log_path = tdir / "metrics.jsonl"
-            have = logged(log_path, names)
+            have = logged(tdir, names)
             for step, ckpt in records.scored_checkpoints(tdir, cfg.train.g_ema):
                 found += 1
                 todo = [n for n in names if again or (step, n) not in have]
                 if not todo:
                     continue
-                G = VARIANTS[variant].build_g(arch, cfg.model.z_dim, data.shape, cfg.model.width).to(device)
-                G.load_state_dict(records.load_weights(ckpt, map_location=device))  # a damaged file: one line naming it (issue #10)
-                values, _ = evaluate(G, cfg, ctx, z, todo)
+                values = evaluate_checkpoint(cfg, variant, ckpt, todo, ctx, z, device)
                 rec = {"kind": "eval", "source": "bench eval", "step": step, **values, "extractors": provenance(ctx, todo)}
-                records.append_jsonl(log_path, rec)
+                # What a rerun needs to recompute the values: the metrics, the z (seed, count) and G's mode.
+                manifest.append_sealed(tdir, rec, {"command": command, "source": "bench eval", "step": step, "metrics": todo,
+                                                   "eval_seed": cfg.eval.seed, "z_samples": int(z.shape[0]),
+                                                   "generator_mode": cfg.eval.generator_mode})
                 added.append({"variant": variant, "trial": tdir.name, **{k: v for k, v in rec.items() if k != "extractors"}})
                 log(f"[{cfg.name}/{variant}] {tdir.name} step {step}: "
                     + ", ".join(f"{n} = {values[n]:.6g}" for n in todo))
