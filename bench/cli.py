@@ -271,7 +271,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     if "://" not in source and not Path(source).is_dir():
         source = _load(args)
     rep, paths = report.write_report(source, Path(args.out) if args.out else None, study=args.name, storage_url=args.storage,
-                                     notebook=not args.no_notebook, resamples=args.resamples, evaluator=args.importance)
+                                     notebook=not args.no_notebook, resamples=args.resamples, evaluator=args.importance,
+                                     include_pruned=args.include_pruned)
     if not args.brief:
         m = rep.metric
         cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in rep.summary]
@@ -467,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--importance", default="ped_anova", choices=["ped_anova", "fanova", "mdi"], help="Optuna importance evaluator (default ped_anova)")
     s.add_argument("--no-notebook", action="store_true", help="skip executing report.ipynb")
     s.add_argument("--brief", action="store_true", help="print only the conclusions and where the report is")
+    s.add_argument("--include-pruned", action="store_true",
+                   help="score pruned trials with their partial-training best like full-length ones (default: counted and shown apart)")
     s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("figure", help="draw a stand-alone figure: critic = the seed's Figure 2 (GAN discriminator vs WGAN critics on two Gaussians), PNG + CSV + JSON")

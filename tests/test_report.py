@@ -134,11 +134,13 @@ def test_tidy_frame_states_scores_and_budget():
     best = report.per_trial(frame).set_index("trial")
     assert best["state"].to_dict() == {0: "complete", 1: "diverged", 2: "diverged", 3: "pruned", 4: "failed", 5: "lost", 6: "running"}
     assert best.loc[0, "score"] == 5.0 and best.loc[0, "best_checkpoint"] == 10
-    assert best.loc[1, "score"] == 6.0 and best.loc[2, "score"] == np.inf and best.loc[3, "score"] == 9.0
+    assert best.loc[1, "score"] == 6.0 and best.loc[2, "score"] == np.inf
+    assert np.isnan(best.loc[3, "score"]) and best.loc[3, "partial_score"] == 9.0  # pruned: apart (issue 14, point 5)
     assert best.loc[[4, 5, 6], "score"].isna().all()
     assert best["trials_spent"].to_dict() == pytest.approx({0: 1, 1: 2, 2: 3, 3: 4, 4: 5, 5: np.nan, 6: 6}, nan_ok=True)
     assert best.loc[0, "hp_learning_rate"] == 1e-4 and best.loc[4, "reason"] == "RuntimeError: boom"
-    assert list(report.scores(report.per_trial(frame))[("mnist", "wgan")]) == [5.0, 6.0, np.inf, 9.0]
+    assert list(report.scores(report.per_trial(frame))[("mnist", "wgan")]) == [5.0, 6.0, np.inf]
+    assert list(report.scores(report.per_trial(frame, include_pruned=True))[("mnist", "wgan")]) == [5.0, 6.0, np.inf, 9.0]
     summary = report.summary_table(report.per_trial(frame)).iloc[0]
     assert (summary["trials"], summary["diverged"], summary["diverged_pct"]) == (6, 2, pytest.approx(100 / 3))
     assert summary["paper_table2"] == "6.7 ± 0.4" and summary[f"{m}_max"] == np.inf and summary["best_trial"] == 0

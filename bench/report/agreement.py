@@ -26,7 +26,7 @@ import pandas as pd
 from scipy.stats import kendalltau
 
 from bench.report import stats
-from bench.report.tidy import SCORED
+from bench.report.tidy import analysed_states
 
 SUMMARIES = ("best-of-k", "median")
 COLUMNS = ["dataset", "summary", "k", "metric_a", "metric_b", "variants", "tau", "lo", "hi", "flips"]
@@ -43,7 +43,7 @@ def lower_is_better(metric: str) -> bool:
 def trial_bests(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """One row per scored trial: dataset, variant, trial and, per metric, the trial's best value over
     its checkpoints oriented lower-is-better (+inf when the trial has no finite value of it)."""
-    scored = frame[frame["state"].isin(SCORED)]
+    scored = frame[frame["state"].isin(analysed_states(bool(frame.attrs.get("include_pruned"))))]
     keys = ["dataset", "variant", "study", "trial"]
     out = scored[keys].drop_duplicates().set_index(keys)
     for m in metrics:
@@ -113,7 +113,7 @@ def agreement(frame: pd.DataFrame, metrics: list[str] | None = None, resamples: 
     with a bootstrap interval and the flipped pairs (columns COLUMNS). Empty when no dataset has two
     variants and two metrics."""
     metrics = [m for m in (metrics or frame.attrs.get("metrics", [])) if m in frame]
-    scored = frame[frame["state"].isin(SCORED)]
+    scored = frame[frame["state"].isin(analysed_states(bool(frame.attrs.get("include_pruned"))))]
     if len(metrics) < 2 or scored.groupby("dataset")["variant"].nunique().max() < 2:
         return pd.DataFrame(columns=COLUMNS)  # nothing to agree on
     tb = trial_bests(frame, metrics)

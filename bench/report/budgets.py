@@ -2,15 +2,14 @@
 
 Lucic et al. (2018) compare variants at an equal budget. `bench study` refuses a budget that would
 leave the variants of a study unequal (issue 14), but older studies and imports may hold unequal
-ones: the report then says so in one line, naming each variant's stored budget and its n (scored
-trials: complete, pruned and diverged), instead of comparing n = 1 with n = 5 without a word.
+ones: the report then says so in one line, naming each variant's stored budget and its n (the trials
+its analyses use: run to full length, and pruned ones with --include-pruned), instead of comparing n = 1 with n = 5 without a word.
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from bench.report.tidy import SCORED
 
 
 def _describe(b: dict) -> str:
@@ -31,7 +30,7 @@ def unequal_budgets(best: pd.DataFrame) -> str | None:
         if len({tuple(sorted(b.items())) for b in per_variant.values()}) <= 1:
             continue
         mine = best[best["study"] == study]
-        n = {v: int(g["state"].isin(SCORED).sum()) for v, g in mine.groupby("variant")}
+        n = {v: int(g["score"].notna().sum()) for v, g in mine.groupby("variant")}  # the trials the report analyses
         each = ", ".join(f"{v} {_describe(b)} (n = {n.get(v, 0)} scored)" for v, b in per_variant.items())
         lines.append(f"{study}: {each}")
     if not lines:

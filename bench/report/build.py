@@ -22,14 +22,20 @@ from bench import records
 from bench.report import agreement, devicetime, figures, sensitivity, stats, variance
 from bench.report.document import render_html, render_markdown
 from bench.report.model import Report
-from bench.report.tables import seeds_table, summary_table
+from bench.report.tables import pruned_table, seeds_table, summary_table
 from bench.report.tidy import check_scored, load_phases, per_trial, scores, study_name
 
 
 def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,
-          seeds: pd.DataFrame | None = None, probes: dict[tuple[str, str], dict[str, Any]] | None = None) -> Report:
+          seeds: pd.DataFrame | None = None, probes: dict[tuple[str, str], dict[str, Any]] | None = None,
+          include_pruned: bool | None = None) -> Report:
     """All tables of a report from the search's tidy frame (and the seed reruns' one and the records
-    of `bench probe`, if given). Raises HarnessError when no trial has a score yet."""
+    of `bench probe`, if given). Pruned trials are counted and shown apart, not scored, unless
+    `include_pruned` (default: the frame's attrs, so a report's trials.parquet rebuilds the same
+    report). Raises HarnessError when no trial has a score yet."""
+    if include_pruned is not None:
+        frame = frame.copy(deep=False)
+        frame.attrs = {**frame.attrs, "include_pruned": bool(include_pruned)}  # read by per_trial and agreement
     t: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -60,12 +66,14 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
     probes = probes or {}
     var = variance.variance_table(frame, probes, per_trial(seeds) if has_seeds else None)
     memo = variance.memorization_table(frame, probes)
+    pruned = pruned_table(frame, best)
     return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
                   seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
                   agreement=agree if not agree.empty else None, rankings=ranks, time_curves=times if not times.empty else None,
                   variance=var if not var.empty else None, memorization=memo if not memo.empty else None,
-                  conclusions=stats.conclusions(sc, diffs),
+                  pruned=pruned if not pruned.empty else None, conclusions=stats.conclusions(sc, diffs),
                   settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL, "min_n": stats.MIN_N,
+                            "include_pruned": bool(best.attrs.get("include_pruned")),
                             "budget_seconds": budget_s}, timings=t)
 
 
@@ -116,7 +124,7 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
     comparisons = rep.differences.merge(rep.mann_whitney, on=["dataset", "a", "b"], how="left")
     put("comparisons.csv", comparisons.to_csv(index=False).encode())
     put("importance.csv", rep.importance.to_csv(index=False).encode())
-    for name, table in (("agreement.csv", rep.agreement), ("device_time.csv", rep.time_curves), ("variance.csv", rep.variance),
+    for name, table in (("pruned.csv", rep.pruned), ("agreement.csv", rep.agreement), ("device_time.csv", rep.time_curves), ("variance.csv", rep.variance),
                         ("memorization.csv", rep.memorization)):
         if table is not None:
             put(name, table.to_csv(index=False).encode())
@@ -176,12 +184,14 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def write_report(source: Any, out_dir: Path | None = None, *, study: str | None = None, storage_url: str | None = None,
-                 notebook: bool = True, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0) -> tuple[Report, dict[str, Path]]:
+                 notebook: bool = True, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,
+                 include_pruned: bool = False) -> tuple[Report, dict[str, Path]]:
     """Load a study, build its report and write it (default folder: results/<study>/report/)."""
     clock = time.perf_counter()
     frames = load_phases(source, study=study, storage_url=storage_url)
     frame = frames["search"]
     load_s = round(time.perf_counter() - clock, 3)
+    frame.attrs["include_pruned"] = include_pruned  # travels with trials.parquet to the notebook
     rep = build(frame, resamples=resamples, evaluator=evaluator, seed=seed, seeds=frames.get("seeds"),
                 probes=variance.load_probes(frame))
     rep.timings = {"load_s": load_s, **rep.timings}

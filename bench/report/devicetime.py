@@ -21,14 +21,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bench.report.tidy import SCORED
-
 COLUMNS = ["dataset", "variant", "n", "seconds", "expected_best", "median_best", "trials_done", "total_seconds"]
 
 
 def costs_and_scores(best: pd.DataFrame) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """Per (dataset, variant): (seconds, score) of the scored trials that recorded their seconds."""
-    b = best[best["state"].isin(SCORED) & np.isfinite(pd.to_numeric(best["seconds"], errors="coerce"))]
+    b = best[best["score"].notna() & np.isfinite(pd.to_numeric(best["seconds"], errors="coerce"))]
     return {key: (g["seconds"].to_numpy(float), g["score"].to_numpy(float)) for key, g in b.groupby(["dataset", "variant"], sort=False)}
 
 

@@ -18,7 +18,6 @@ from bench.report.budgets import unequal_budgets
 from bench.report.model import Report
 from bench.report.stats import comparison_budgets, min_n
 from bench.report.tables import PAPER_NOTE, fmt
-from bench.report.tidy import SCORED
 
 Block = tuple[str, Any]  # ("h1"|"h2"|"p"|"ul"|"table"|"img", payload)
 
@@ -55,10 +54,11 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                              + (f", {p['code']}" if p.get("code") else "") for name, p in spaces.items()) + "."))
     out.append(("p", "A diverged trial keeps the best checkpoint it reached before diverging, or counts as +inf when it "
                      "reached none; it is never dropped. Failed trials (an error, not a property of the variant) are "
-                     "counted but carry no score." + (f" {lost} trial(s) lost with a dead worker and retried are left out." if lost else "")))
+                     "counted but carry no score. Pruned trials are counted and shown apart (below) unless the report "
+                     "counts them (--include-pruned)." + (f" {lost} trial(s) lost with a dead worker and retried are left out." if lost else "")))
 
     out.append(("h2", "Score distributions"))
-    cols = {"dataset": "dataset", "variant": "variant", "trials": "trials", "diverged_pct": "diverged",
+    cols = {"dataset": "dataset", "variant": "variant", "trials": "trials", "n": "n", "diverged_pct": "diverged",
             f"{m}_min": "min", f"{m}_q25": "q25", f"{m}_median": "median", f"{m}_q75": "q75", f"{m}_max": "max"}
     t = s[list(cols)].rename(columns=cols).copy()
     t["diverged"] = s["diverged_pct"].map(_pct)
@@ -69,8 +69,10 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     t["best trial"] = s["best_trial"]
     t["best configuration"] = s["best_hparams"]
     out.append(("table", t))
-    out.append(("p", f"Quartiles are over the per-trial best {m} of complete, pruned and diverged trials (inf: diverged); "
+    counted = "complete, diverged and pruned" if rep.settings.get("include_pruned") else "complete and diverged"
+    out.append(("p", f"Quartiles are over the per-trial best {m} of the {counted} trials (n; inf: diverged); "
                      "mean ± std over the finite ones."))
+    out += _pruned_blocks(rep)
     if "paper_table2" in s:
         out.append(("p", PAPER_NOTE))
     if "distribution" in figs:
@@ -151,11 +153,33 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     if not failed.empty:
         out.append(("h2", "Diverged and failed trials"))
         out.append(("table", failed[["dataset", "variant", "trial", "state", "reason"]].head(50)))
-    scored = int(best["state"].isin(SCORED).sum())
+    scored = int(best["score"].notna().sum())
     out.append(("p", f"{len(best)} trials, {scored} scored, {len(rep.frame)} checkpoint rows. Files: summary.csv, "
                      "trials.parquet (one row per trial x checkpoint), budget.csv, comparisons.csv, importance.csv, "
                      "figures/, report.ipynb (executed; open it to explore with bench.report)."))
     return out
+
+
+def _pruned_blocks(rep: Report) -> list[Block]:
+    """Pruned trials, apart from the scores: their count per variant and how far they got."""
+    p = rep.pruned
+    if p is None:
+        return []
+    total = int(p["pruned"].sum())
+    if rep.settings.get("include_pruned"):
+        how = ("This report was asked to count them (--include-pruned): their best score before pruning enters the "
+               "distributions, budget curves and tests as if it were the score of a full run.")
+    else:
+        how = ("Their scores come from partial training, so they are left out of the distributions, budget curves, "
+               "tests, importance and rank agreement, which use the trials run to full length (n); "
+               "`bench report --include-pruned` counts them.")
+    return [("h2", "Pruned trials (apart)"),
+            ("p", f"{total} trial(s) were stopped early by the pruner. {how}"),
+            ("table", pd.DataFrame({
+                "dataset": p["dataset"], "variant": p["variant"], "pruned": p["pruned"], "of trials": p["trials"],
+                "last checkpoint (median)": p["last_step_median"],
+                "range": [f"{_cell(a)}-{_cell(b)}" for a, b in zip(p["last_step_min"], p["last_step_max"])],
+                "best before pruning (median)": p["partial_median"], "min": p["partial_min"]}))]
 
 
 def _comparison_rules(rep: Report) -> list[Block]:

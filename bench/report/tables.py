@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.report.tidy import BUDGET, SCORED, per_trial
+from bench.report.tidy import BUDGET, per_trial
 
 # Table 2 of Lucic et al. 2018: best FID, mean ± std over 50 reruns of each model's best setting
 # (Inception FID, 10k test images). Keys are this harness's dataset and variant names.
@@ -69,12 +69,12 @@ def summary_table(best: pd.DataFrame) -> pd.DataFrame:
     for (dataset, variant), g in best.groupby(["dataset", "variant"], sort=False):
         counts = g["state"].value_counts()
         budget = int(g["state"].isin(BUDGET).sum())
-        scored = g[g["state"].isin(SCORED)]
+        scored = g[g["score"].notna()]  # full-length trials (tidy.per_trial), pruned ones too if asked
         v = scored["score"].to_numpy(float)
         finite = v[np.isfinite(v)]
         q = quantiles(v)
         row: dict[str, Any] = {
-            "dataset": dataset, "variant": variant, "trials": budget,
+            "dataset": dataset, "variant": variant, "trials": budget, "n": len(v),
             **{s: int(counts.get(s, 0)) for s in ("complete", "pruned", "diverged", "failed", "running")},
             "diverged_pct": 100.0 * counts.get("diverged", 0) / budget if budget else np.nan,
             f"{metric}_min": q[0], f"{metric}_q25": q[1], f"{metric}_median": q[2], f"{metric}_q75": q[3], f"{metric}_max": q[4],
@@ -95,6 +95,30 @@ def summary_table(best: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def pruned_table(frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant) with pruned trials: how many of its budget, the D step of their last
+    checkpoint (median, range) and their best score before pruning (median, min). Shown apart: a
+    pruned trial's score comes from partial training, so the distributions and tests leave it out
+    unless the report was asked to count it (`include_pruned`, then `counted` says so)."""
+    cols = ["dataset", "variant", "pruned", "trials", "last_step_median", "last_step_min", "last_step_max",
+            "partial_median", "partial_min", "counted"]
+    last = frame.groupby(["study", "variant", "trial"])["step"].max()
+    out = []
+    for (dataset, variant), g in best.groupby(["dataset", "variant"], sort=False):
+        p = g[g["state"] == "pruned"]
+        if p.empty:
+            continue
+        steps = last.reindex(pd.MultiIndex.from_frame(p[["study", "variant", "trial"]])).to_numpy(float)
+        v = p["partial_score"].to_numpy(float)
+        q = quantiles(v, (0.0, 0.5))
+        out.append({"dataset": dataset, "variant": variant, "pruned": len(p), "trials": int(g["state"].isin(BUDGET).sum()),
+                    "last_step_median": float(np.nanmedian(steps)) if np.isfinite(steps).any() else np.nan,
+                    "last_step_min": float(np.nanmin(steps)) if np.isfinite(steps).any() else np.nan,
+                    "last_step_max": float(np.nanmax(steps)) if np.isfinite(steps).any() else np.nan,
+                    "partial_median": q[1], "partial_min": q[0], "counted": bool(best.attrs.get("include_pruned"))})
+    return pd.DataFrame(out, columns=cols)
+
+
 def summarize(frame: pd.DataFrame) -> pd.DataFrame:
     """The summary table straight from the tidy frame (what `bench study` prints)."""
     return summary_table(per_trial(frame))
@@ -107,7 +131,7 @@ def seeds_table(best: pd.DataFrame) -> pd.DataFrame:
     metric = best.attrs["objective"]
     out = []
     for (dataset, variant), g in best.groupby(["dataset", "variant"], sort=False):
-        scored = g[g["state"].isin(SCORED)]
+        scored = g[g["score"].notna()]
         v = scored["score"].to_numpy(float)
         finite = v[np.isfinite(v)]
         q = quantiles(v)

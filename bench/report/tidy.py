@@ -38,7 +38,8 @@ from bench import records, storage
 from bench.errors import ConfigError, HarnessError
 
 STATES = ("complete", "pruned", "diverged", "failed", "running", "lost")
-SCORED = ("complete", "pruned", "diverged")  # states whose best checkpoint is a score of the run
+SCORED = ("complete", "pruned", "diverged")  # states whose best checkpoint is a score (pruned: a partial one)
+FULL_LENGTH = ("complete", "diverged")  # trials run to the end (or to divergence): what a report analyses
 BUDGET = ("complete", "pruned", "diverged", "failed", "running")  # states that spend the budget
 ID_COLUMNS = ["study", "dataset", "variant", "sampler", "pruner", "space", "trial", "state", "reason", "paper_default",
               "trials_spent", "steps", "seconds", "device", "best_step", "value", "trial_dir", "step"]
@@ -274,33 +275,46 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     return frame
 
 
-def per_trial(frame: pd.DataFrame) -> pd.DataFrame:
+def per_trial(frame: pd.DataFrame, include_pruned: bool | None = None) -> pd.DataFrame:
     """One row per trial at its best checkpoint (minimum objective, the paper's "best over
-    checkpoints"), with `score`: that minimum for complete, pruned and diverged trials; +inf for a
-    scored trial with no finite checkpoint (a diverged run counts as +inf, never as missing); NaN
-    for failed, lost and running trials, which are not scores of a run."""
+    checkpoints"), with `score`: that minimum for trials run to full length (complete, and diverged:
+    a divergence is how the run ended, not a cut); +inf for such a trial with no finite checkpoint (a
+    diverged run counts as +inf, never as missing); NaN for pruned trials (issue 14: a score after
+    partial training is not a score of the run, so they are counted and shown apart, their best in
+    `partial_score`), unless `include_pruned` (default: the frame's attrs["include_pruned"], False),
+    and for failed, lost and running trials, which are not scores of a run. Every analysis of a
+    report (distributions, budget curves, tests, importance, agreement) uses the trials whose
+    `score` is not NaN."""
+    if include_pruned is None:
+        include_pruned = bool(frame.attrs.get("include_pruned", False))
     obj = frame.attrs["objective"]
     values = frame[obj].where(np.isfinite(frame[obj]))
     order = values.fillna(np.inf).to_numpy()
     ranked = frame.assign(_o=order).sort_values(["study", "variant", "trial", "_o", "step"], kind="stable")
     best = ranked.drop_duplicates(["study", "variant", "trial"], keep="first").drop(columns="_o")
     score = best[obj].where(np.isfinite(best[obj]), np.inf)
-    best = best.assign(score=score.where(best["state"].isin(SCORED), np.nan)).rename(columns={"step": "best_checkpoint"})
-    best.attrs = dict(frame.attrs)
+    counted = analysed_states(include_pruned)
+    best = best.assign(score=score.where(best["state"].isin(counted), np.nan),
+                       partial_score=score.where(best["state"] == "pruned", np.nan)).rename(columns={"step": "best_checkpoint"})
+    best.attrs = {**frame.attrs, "include_pruned": include_pruned}
     return best.reset_index(drop=True)
 
 
+def analysed_states(include_pruned: bool = False) -> tuple[str, ...]:
+    """The states whose best score enters a report's analyses: FULL_LENGTH, and pruned if asked."""
+    return SCORED if include_pruned else FULL_LENGTH
+
+
 def scores(best: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
-    """Per (dataset, variant): the scored trials' best values (inf for diverged), in trial order."""
-    scored = best[best["state"].isin(SCORED)]
+    """Per (dataset, variant): the analysed trials' best values (inf for diverged), in trial order."""
+    scored = best[best["score"].notna()]
     return {key: g["score"].to_numpy(float) for key, g in scored.groupby(["dataset", "variant"], sort=False)}
 
 
 def check_scored(best: pd.DataFrame) -> None:
     """Raise a clear message when no trial of the study has a score yet."""
-    if best.empty or not best["state"].isin(SCORED).any():
+    if best.empty or not best["score"].notna().any():
         counts = best["state"].value_counts().to_dict() if not best.empty else {}
         have = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no trials"
-        raise HarnessError(f"no completed trial to report yet ({have}); run `bench study` until a trial completes")
-
-
+        hint = "; pruned trials are left out of the scores unless you pass --include-pruned" if counts.get("pruned") else ""
+        raise HarnessError(f"no completed trial to report yet ({have}){hint}; run `bench study` until a trial completes")

@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report.tidy import SCORED
 
 VARIANCE_COLUMNS = ["dataset", "variant", "reruns", "seed_std", "z_seeds", "sampling_std", "training_std", "dominates"]
 MEMO_COLUMNS = ["dataset", "variant", "source_trial", "step", "feature_space", "samples", "train_images", "share", "test_share", "image"]
@@ -62,7 +61,7 @@ def variance_table(frame: pd.DataFrame, probes: dict[tuple[str, str], dict[str, 
         rec = probes.get((study, variant))
         reruns, seed_std = 0, math.nan
         if seeds_best is not None:
-            g = seeds_best[(seeds_best["study"] == study) & (seeds_best["variant"] == variant) & seeds_best["state"].isin(SCORED)]
+            g = seeds_best[(seeds_best["study"] == study) & (seeds_best["variant"] == variant) & seeds_best["score"].notna()]
             v = g["score"].to_numpy(float)
             v = v[np.isfinite(v)]
             reruns, seed_std = len(v), (float(v.std(ddof=1)) if len(v) > 1 else math.nan)
