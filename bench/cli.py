@@ -120,7 +120,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             for v in variants:
                 runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress)
         else:
-            codes = workers.run_local(cfg, args.variant, url, args.workers, args.device, lambda: runner.status_lines(cfg, url, variants))
+            codes = workers.run_local(cfg, args.variant, url, args.workers, args.device,
+                                     lambda: runner.status_lines(cfg, url, variants), debug=args.debug)
             _check_worker_codes(codes)
     _print_summary(cfg, url)
     return 0
@@ -547,13 +548,30 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that never touch Optuna: configure() leaves it unimported, so they stay fast (issue 18).
+_OPTUNA_FREE = ("list", "fetch", "figure", "fid")
+
+
+def configure(command: str, results: str | None, debug: bool) -> None:
+    """The process-wide settings of one command, made once, here, before it runs; no module of the
+    package sets any when imported (issue 13, point 5).
+
+    `results`: the results folder, as $BENCH_RESULTS (what records.results_root reads, and what the
+    worker processes of `bench study --workers N` inherit). `debug`: Optuna's own warnings (a failed
+    trial's traceback) shown; otherwise only its errors, since the harness records failed and given-back
+    trials itself and reports each in one line."""
+    if results:
+        os.environ["BENCH_RESULTS"] = results
+    if command not in _OPTUNA_FREE:
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.results:
-        os.environ["BENCH_RESULTS"] = args.results
-    if args.debug:
-        os.environ["BENCH_DEBUG"] = "1"  # library warnings and failed-trial tracebacks shown too
+    configure(args.command, args.results, args.debug)
     try:
         return args.fn(args)
     except KeyboardInterrupt:

@@ -34,6 +34,7 @@ import hashlib
 import json
 import math
 import os
+import secrets
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,15 +168,21 @@ def from_json_number(v: Any) -> Any:
     return float(v) if v in ("nan", "inf", "-inf") else v
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """A new hidden file beside `name`, opened for writing. Made with mode 0666 so the process's
+    umask applies, as for any file the user makes (mkstemp's 0600 would hide shared results)."""
+    while True:
+        tmp = str(folder / f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temporary(path.parent, path.name)
     try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are shared files like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

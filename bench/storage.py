@@ -21,11 +21,12 @@ this two local workers could both pop one trial (PostgreSQL locks the row and ne
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import optuna
 import sqlalchemy
@@ -54,6 +55,18 @@ def heartbeat_s() -> int:
 
 def grace_s() -> int:
     return _seconds("BENCH_GRACE_S", GRACE_S)
+
+
+@contextlib.contextmanager
+def optuna_log_level(level: int) -> Iterator[None]:
+    """Optuna's log level for one block, then the caller's again. The level of a `bench` command is
+    set once, by its entry point (`cli.configure`); no module sets it when imported."""
+    before = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(level)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(before)
 
 
 def mask(url: str) -> str:

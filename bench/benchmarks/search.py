@@ -27,6 +27,7 @@ from typing import Any
 import optuna
 import torch
 
+from bench import storage
 from bench.benchmarks import benchmark
 from bench.config import StudyConfig, parse_study
 from bench.gan.variants import VARIANTS
@@ -68,10 +69,6 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
     variant = VARIANTS[VARIANT]
     sp = variant.space(cfg.study.space)
     device = torch.device(cfg.train.device)
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the stop by `Reached` is not a failure to report
-    study = optuna.create_study(direction="minimize", sampler=SAMPLERS[sampler].make(seed),
-                                pruner=pruner(cfg) if prune else optuna.pruners.NopPruner())
     state: dict[str, Any] = {"spent": 0, "best": math.inf, "reached": None, "trials": 0}
 
     def objective(trial: optuna.Trial) -> float:
@@ -97,13 +94,14 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
         state["spent"] += result.steps - ran["steps"]  # a divergence after the last checkpoint
         return result.value
 
-    try:
-        while state["spent"] + cfg.train.steps <= budget_steps:
-            study.optimize(objective, n_trials=1, catch=())
-    except Reached:
-        pass
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    with storage.optuna_log_level(optuna.logging.ERROR):  # the stop by `Reached` is not a failure to report
+        study = optuna.create_study(direction="minimize", sampler=SAMPLERS[sampler].make(seed),
+                                    pruner=pruner(cfg) if prune else optuna.pruners.NopPruner())
+        try:
+            while state["spent"] + cfg.train.steps <= budget_steps:
+                study.optimize(objective, n_trials=1, catch=())
+        except Reached:
+            pass
     return state
 
 

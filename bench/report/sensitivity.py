@@ -59,6 +59,8 @@ def importance(best: pd.DataFrame, evaluator: str = "ped_anova", seed: int = 0) 
     from optuna.distributions import json_to_distribution
     from optuna.trial import TrialState, create_trial
 
+    from bench import storage
+
     ev = _evaluator(evaluator, seed)
     all_dists = best.attrs.get("distributions", {})
     rows: list[dict[str, Any]] = []
@@ -81,19 +83,16 @@ def importance(best: pd.DataFrame, evaluator: str = "ped_anova", seed: int = 0) 
             if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in params.values()):
                 continue
             trials.append(create_trial(state=TrialState.COMPLETE, value=score, params=params, distributions=dists))
-        verbosity = optuna.logging.get_verbosity()
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created in memory" lines
         try:
-            study = optuna.create_study(direction="minimize")
-            study.add_trials(trials)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                imp = optuna.importance.get_param_importances(study, evaluator=ev, normalize=True)
+            with storage.optuna_log_level(optuna.logging.WARNING):  # no "new study created in memory" lines
+                study = optuna.create_study(direction="minimize")
+                study.add_trials(trials)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    imp = optuna.importance.get_param_importances(study, evaluator=ev, normalize=True)
         except (RuntimeError, ValueError) as e:  # e.g. every trial has the same score
             rows.append({**base, "param": "", "importance": np.nan, "note": f"not computable: {e}"})
             continue
-        finally:
-            optuna.logging.set_verbosity(verbosity)
         rows += [{**base, "param": k, "importance": float(v), "note": ""} for k, v in imp.items()]
     return pd.DataFrame(rows, columns=["dataset", "variant", "param", "importance", "evaluator", "trials", "note"])
 

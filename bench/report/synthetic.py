@@ -94,9 +94,9 @@ def write_sqlite(url: str, exported: list[dict[str, Any]]) -> None:
     now = datetime.datetime(2026, 1, 1)
     with st.engine.begin() as conn:
         next_id = (conn.execute(text("SELECT MAX(trial_id) FROM trials")).scalar() or 0) + 1
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per study
     for s in exported:
-        study = optuna.create_study(study_name=s["name"], storage=st, direction="minimize")
+        with storage.optuna_log_level(optuna.logging.WARNING):  # no "new study created" line per study
+            study = optuna.create_study(study_name=s["name"], storage=st, direction="minimize")
         for k, v in s["user_attrs"].items():
             study.set_user_attr(k, v)
         sid = study._study_id

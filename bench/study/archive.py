@@ -32,8 +32,6 @@ from bench.config import NAME_RE
 from bench.errors import ConfigError, HarnessError
 from bench.trial import manifest
 
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # copy_study announces every study it creates
-
 FORMAT = "bench-export/1"
 SKIP_TOP = {"optuna.db", "optuna.db-journal", "optuna.db-wal", "optuna.db-shm", "audit"}
 
@@ -97,8 +95,9 @@ def export_study(study: str, archive: Path, storage_url: str | None = None, log:
     with tempfile.TemporaryDirectory(dir=archive.parent, prefix=".export-") as tmp:
         db = Path(tmp) / "storage.db"
         dst = storage.open_storage(f"sqlite:///{db}", heartbeat=False)
-        for n in names:
-            optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
+        with storage.optuna_log_level(optuna.logging.WARNING):  # copy_study announces every study it creates
+            for n in names:
+                optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
         dst.engine.dispose()
         members: dict[str, Path] = {"storage.db": db}
         members.update({f"files/{rel}": sdir / rel for rel in study_files(sdir)} if sdir.is_dir() else {})
@@ -179,8 +178,9 @@ def import_archive(archive: Path, storage_url: str | None = None, log: Callable[
             if clash:
                 raise ConfigError(f"storage {storage.mask(url)} already holds study {clash[0]!r}; import into another storage (--storage URL)")
             src = storage.open_storage(f"sqlite:///{tmpdir / 'storage.db'}", heartbeat=False)
-            for n in meta["optuna_studies"]:
-                optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
+            with storage.optuna_log_level(optuna.logging.WARNING):
+                for n in meta["optuna_studies"]:
+                    optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
             src.engine.dispose()
         except BaseException:
             if created:  # leave no half-made study folder (or embedded storage) behind

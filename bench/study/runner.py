@@ -45,10 +45,6 @@ from bench.study import budget as budget_mod
 from bench.trial import manifest
 from bench.trial.train import resolve_device, run_trial, trial_seeds
 
-# Failed (and given-back) trials are recorded (the `error` attribute, the traceback in metrics.jsonl)
-# and reported in one line by run_worker; Optuna's own traceback for them shows only with `bench --debug`.
-optuna.logging.set_verbosity(optuna.logging.WARNING if os.environ.get("BENCH_DEBUG") else optuna.logging.ERROR)
-
 # A full or read-only disk, or lost permissions: the machine's fault, so the trial is redone, not spent.
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 

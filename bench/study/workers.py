@@ -21,16 +21,19 @@ from bench.config import StudyConfig
 STOP_GRACE_S = 30  # after Ctrl-C, how long workers get to record their trial as interrupted
 
 
-def worker_command(cfg: StudyConfig, variant: str, device: str | None) -> list[str]:
-    cmd = [sys.executable, "-m", "bench", "worker", cfg.source, "--variant", variant, "--no-progress"]
+def worker_command(cfg: StudyConfig, variant: str, device: str | None, debug: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "bench"] + (["--debug"] if debug else [])
+    cmd += ["worker", cfg.source, "--variant", variant, "--no-progress"]
     return cmd + (["--device", device] if device else [])
 
 
 def run_local(cfg: StudyConfig, variant: str, url: str, n: int, device: str | None,
-              status: Callable[[], list[str]], log: Callable[[str], None] = print, poll_s: float = 2.0) -> list[int]:
-    """Start n workers on `variant` (or 'all'), report status until they exit; their exit codes."""
+              status: Callable[[], list[str]], log: Callable[[str], None] = print, poll_s: float = 2.0,
+              debug: bool = False) -> list[int]:
+    """Start n workers on `variant` (or 'all'), report status until they exit; their exit codes.
+    They inherit the environment ($BENCH_RESULTS included) and get `--debug` when this command has it."""
     env = dict(os.environ, BENCH_STORAGE=url)
-    procs = [subprocess.Popen(worker_command(cfg, variant, device), env=env) for _ in range(n)]
+    procs = [subprocess.Popen(worker_command(cfg, variant, device, debug), env=env) for _ in range(n)]
     log(f"started {n} workers (pids {', '.join(str(p.pid) for p in procs)})")
     shown: list[str] = []
     try:
