@@ -35,8 +35,17 @@ def _pct(v: float) -> str:
 
 
 def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
-    m = rep.metric
-    best, s = rep.best, rep.summary
+    """The report, section by section, in the order it is read."""
+    return (_overview_blocks(rep) + _distribution_blocks(rep, figs) + _seed_blocks(rep) + _budget_blocks(rep, figs)
+            + _comparison_blocks(rep) + _sensitivity_blocks(rep, figs) + _sample_blocks(figs)
+            + sections.blocks(rep, figs)  # rank agreement, device time, variance split, memorization (issue 17)
+            + _failure_blocks(rep))
+
+
+def _overview_blocks(rep: Report) -> list[Block]:
+    """Title, source, objective and search settings, an unequal-budget warning, feature spaces, and
+    how diverged, failed, pruned and lost trials count."""
+    m, best = rep.metric, rep.best
     studies = list(dict.fromkeys(rep.frame["study"]))
     out: list[Block] = [("h1", f"Report: {', '.join(studies)}")]
     first = best.iloc[0]
@@ -56,8 +65,13 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                      "reached none; it is never dropped. Failed trials (an error, not a property of the variant) are "
                      "counted but carry no score. Pruned trials are counted and shown apart (below) unless the report "
                      "counts them (--include-pruned)." + (f" {lost} trial(s) lost with a dead worker and retried are left out." if lost else "")))
+    return out
 
-    out.append(("h2", "Score distributions"))
+
+def _distribution_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
+    """Each variant's per-trial best scores (quartiles, mean ± std, best configuration), then the pruned trials apart."""
+    m, s = rep.metric, rep.summary
+    out: list[Block] = [("h2", "Score distributions")]
     cols = {"dataset": "dataset", "variant": "variant", "trials": "trials", "n": "n", "diverged_pct": "diverged",
             f"{m}_min": "min", f"{m}_q25": "q25", f"{m}_median": "median", f"{m}_q75": "q75", f"{m}_max": "max"}
     t = s[list(cols)].rename(columns=cols).copy()
@@ -77,22 +91,31 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
         out.append(("p", PAPER_NOTE))
     if "distribution" in figs:
         out.append(("img", (figs["distribution"], f"best {m} per trial, per variant")))
+    return out
 
-    if rep.seeds_summary is not None:
-        ss = rep.seeds_summary
-        out.append(("h2", "Seed reruns (the paper's phase 3)"))
-        out.append(("p", f"Each variant's chosen configuration rerun with new seeds (`bench seeds`): best {m} per rerun, "
-                         "mean ± std over the finite ones. This is what Table 2 of the paper reports."))
-        st = ss[["dataset", "variant", "reruns", "diverged", "failed"]].copy()
-        st["mean ± std"] = [("" if math.isnan(a) else f"{a:.4g} ± {b:.2g}" if not math.isnan(b) else f"{a:.4g}")
-                            for a, b in zip(ss[f"{m}_mean"], ss[f"{m}_std"])]
-        st["min"], st["median"], st["max"] = ss[f"{m}_min"], ss[f"{m}_median"], ss[f"{m}_max"]
-        if ss["paper_table2"].astype(bool).any():
-            st["paper (Table 2)"] = ss["paper_table2"]
-        st["configuration"] = ss["hparams"]
-        out.append(("table", st))
 
-    out.append(("h2", "Expected best score against budget"))
+def _seed_blocks(rep: Report) -> list[Block]:
+    """Phase 3: each variant's chosen configuration rerun with new seeds (the paper's Table 2)."""
+    if rep.seeds_summary is None:
+        return []
+    m, ss = rep.metric, rep.seeds_summary
+    st = ss[["dataset", "variant", "reruns", "diverged", "failed"]].copy()
+    st["mean ± std"] = [("" if math.isnan(a) else f"{a:.4g} ± {b:.2g}" if not math.isnan(b) else f"{a:.4g}")
+                        for a, b in zip(ss[f"{m}_mean"], ss[f"{m}_std"])]
+    st["min"], st["median"], st["max"] = ss[f"{m}_min"], ss[f"{m}_median"], ss[f"{m}_max"]
+    if ss["paper_table2"].astype(bool).any():
+        st["paper (Table 2)"] = ss["paper_table2"]
+    st["configuration"] = ss["hparams"]
+    return [("h2", "Seed reruns (the paper's phase 3)"),
+            ("p", f"Each variant's chosen configuration rerun with new seeds (`bench seeds`): best {m} per rerun, "
+                  "mean ± std over the finite ones. This is what Table 2 of the paper reports."),
+            ("table", st)]
+
+
+def _budget_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
+    """Expected best score of k trials against k, with its bootstrap band and the median best of k."""
+    m = rep.metric
+    out: list[Block] = [("h2", "Expected best score against budget")]
     out.append(("p", f"For a budget of k trials, the expected minimum {m} of k trials drawn without replacement from "
                      "the n observed (exact, Lucic et al. 2018), with a "
                      f"{rep.settings['level']:.0%} percentile-bootstrap band over {rep.settings['resamples']} resamples; "
@@ -109,8 +132,13 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                          "(k is at most the number of such trials): the expectation counts that case as +inf. The "
                          "median best of k (dotted in the figure) is the typical best of k trials and stays finite "
                          "while fewer than half of the draws of k trials are all diverged."))
+    return out
 
-    out.append(("h2", "Comparisons"))
+
+def _comparison_blocks(rep: Report) -> list[Block]:
+    """The verdicts (the lines `bench report` prints), their rules, Mann-Whitney tests and the differences."""
+    m = rep.metric
+    out: list[Block] = [("h2", "Comparisons")]
     out.append(("ul", rep.conclusions))  # the lines `bench report` prints (stats.conclusions)
     out += _comparison_rules(rep)
     if not rep.mann_whitney.empty:
@@ -118,6 +146,7 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                          "each dataset; P(a lower) is the chance that a random trial of a scores lower than one of b (ties count half)."))
         mw = rep.mann_whitney.rename(columns={"p_a_lower": "P(a lower)", "p_holm": "p (Holm)"})
         out.append(("table", mw[["dataset", "a", "b", "n_a", "n_b", "median_a", "median_b", "P(a lower)", "p", "p (Holm)"]]))
+        unequal = unequal_budgets(rep.best)
         if unequal:
             out.append(("p", f"These comparisons rest on unequal n (n_a, n_b above): {unequal}."))
         d = rep.differences
@@ -129,9 +158,13 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
                                                     for a, b in zip(d["lo_sim"], d["hi_sim"])])
                     [["dataset", "a", "b", "n_a", "n_b", "k", "expected_min_a", "expected_min_b", "diff", "interval", "family",
                       "simultaneous", "status"]].rename(columns={"family": "m"})))
+    return out
 
-    out.append(("h2", "Sensitivity"))
-    imp = rep.importance
+
+def _sensitivity_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
+    """Hyperparameter importance per variant and each trial's best score against its learning rate."""
+    m, imp = rep.metric, rep.importance
+    out: list[Block] = [("h2", "Sensitivity")]
     out.append(("p", f"Hyperparameter importance per variant (Optuna's {rep.settings['evaluator']} evaluator) on the "
                      "trials with a finite score; and each trial's best score against its learning rate, diverged "
                      "trials as red crosses along the top (the paper's sensitivity view)."))
@@ -140,15 +173,22 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     out.append(("table", imp[["dataset", "variant", "param", "importance", "trials", "note"]]))
     if "learning_rate" in figs:
         out.append(("img", (figs["learning_rate"], f"best {m} against learning rate")))
+    return out
 
-    if "samples" in figs:
-        out.append(("h2", "Samples of the best trial per variant"))
-        out.append(("p", "From the fixed evaluation z: an 8x8 grid for images; generated (blue) against real (grey) "
-                         "points for 2-D mixtures."))
-        out.append(("img", (figs["samples"], "samples of the best trial of each variant")))
 
-    out += sections.blocks(rep, figs)  # rank agreement, device time, variance split, memorization (issue 17)
+def _sample_blocks(figs: dict[str, str]) -> list[Block]:
+    if "samples" not in figs:
+        return []
+    return [("h2", "Samples of the best trial per variant"),
+            ("p", "From the fixed evaluation z: an 8x8 grid for images; generated (blue) against real (grey) "
+                  "points for 2-D mixtures."),
+            ("img", (figs["samples"], "samples of the best trial of each variant"))]
 
+
+def _failure_blocks(rep: Report) -> list[Block]:
+    """Diverged and failed trials with their reasons, and what the report counted and wrote."""
+    best = rep.best
+    out: list[Block] = []
     failed = best[best["state"].isin(["failed", "diverged"]) & best["reason"].astype(bool)]
     if not failed.empty:
         out.append(("h2", "Diverged and failed trials"))
