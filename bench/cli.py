@@ -87,7 +87,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     from bench.study import runner, workers
 
     variants = runner.main_variants(cfg, args.variant)
-    runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
+    device = runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
+    if not args.create_only:  # --create-only may run on another machine than the trials (a login node)
+        from bench.study import fits
+
+        fits.check(cfg, variants, device)  # a width or batch this device cannot hold: refused before the storage opens
     if args.dry_run:
         from bench import records
         from bench.study import plan
@@ -123,7 +127,11 @@ def cmd_study(args: argparse.Namespace) -> int:
             codes = workers.run_local(cfg, args.variant, url, args.workers, args.device,
                                      lambda: runner.status_lines(cfg, url, variants), debug=args.debug)
             _check_worker_codes(codes)
-    _print_summary(cfg, url)
+    failed, line = runner.every_trial_failed(cfg, url, variants)
+    if len(failed) < len(variants):  # some variant has a result to show
+        _print_summary(cfg, url)
+    if failed:
+        raise HarnessError(line)
     return 0
 
 
@@ -158,7 +166,9 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from bench.study import runner
 
     variants = runner.main_variants(cfg, args.variant)
-    runner.resolve_device(args.device or cfg.train.device)
+    from bench.study import fits
+
+    fits.check(cfg, variants, runner.resolve_device(args.device or cfg.train.device))
     _check_data(cfg)
     url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():

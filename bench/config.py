@@ -234,7 +234,13 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     unknown = [k for k in raw if k not in _SECTION_TYPES]
     if unknown:
         raise ConfigError(f"{source}: unknown section [{unknown[0]}]; allowed sections: {', '.join(_SECTION_TYPES)}")
+    if not any(raw.values()):  # an empty file, or empty sections: a slip, not a request for a study of defaults
+        raise ConfigError(f"{source}: the study file sets nothing; expected at least one key, such as [study] variants "
+                          "and [study] trials (the README's 'Run a study' lists every key)")
     sections = {name: _build_section(cls, raw.get(name, {}), name, source) for name, cls in _SECTION_TYPES.items()}
+    if raw.get("study", {}).get("name") == "":  # absent: the file's stem; explicitly empty: a slip
+        raise ConfigError(f"{source}: [study] name = '' is not allowed; expected {name_like('')} "
+                          f"(or leave the key out to name the study after the file, {default_name!r})")
     if not sections["study"].name:
         if not NAME_RE.match(default_name):
             raise ConfigError(f"{source}: [study] name is empty and the file name {default_name!r} is not a valid study name")
@@ -247,6 +253,12 @@ def parse_study(raw: dict[str, Any], source: str, default_name: str = "") -> Stu
     problem = _combination_problem(cfg)
     if problem:
         raise ConfigError(f"{source}: {problem}")
+    from bench import registries
+
+    train_size = registries.dataset_train_size(cfg.data.dataset)
+    if train_size and cfg.train.batch_size > train_size:
+        raise ConfigError(f"{source}: [train] batch_size = {cfg.train.batch_size} is larger than the train split of [data] dataset = "
+                          f"{cfg.data.dataset!r} ({train_size:,} samples); expected at most {train_size:,}")
     if 0 < cfg.study.budget_steps < cfg.train.steps:
         raise ConfigError(f"{source}: [study] budget_steps = {cfg.study.budget_steps} is less than one trial ([train] steps = {cfg.train.steps}); expected 0 or at least steps")
     return cfg

