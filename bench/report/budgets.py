@@ -11,7 +11,6 @@ from __future__ import annotations
 import pandas as pd
 
 
-
 def _describe(b: dict) -> str:
     """A stored budget as bench/study/budget.py's Budget.describe words it (reports do not import the runner's package)."""
     parts = [f"{int(b['trials'])} trials"]
