@@ -22,7 +22,7 @@ from bench import records
 from bench.report import agreement, devicetime, figures, sensitivity, stats, variance
 from bench.report.document import render_html, render_markdown
 from bench.report.model import Report
-from bench.report.tables import pruned_table, seeds_table, summary_table
+from bench.report.tables import pruned_table, secondary_table, seeds_table, summary_table
 from bench.report.tidy import check_scored, load_phases, per_trial, scores, study_name
 
 
@@ -67,11 +67,12 @@ def build(frame: pd.DataFrame, resamples: int = 2000, evaluator: str = "ped_anov
     var = variance.variance_table(frame, probes, per_trial(seeds) if has_seeds else None)
     memo = variance.memorization_table(frame, probes)
     pruned = pruned_table(frame, best)
+    secondary = secondary_table(best)
     return Report(frame, best, summary, curves, mw, diffs, imp, sensitivity.learning_rate_view(best),
                   seeds=seeds if has_seeds else None, seeds_summary=seeds_table(per_trial(seeds)) if has_seeds else None,
                   agreement=agree if not agree.empty else None, rankings=ranks, time_curves=times if not times.empty else None,
                   variance=var if not var.empty else None, memorization=memo if not memo.empty else None,
-                  pruned=pruned if not pruned.empty else None, conclusions=stats.conclusions(sc, diffs),
+                  secondary=secondary if not secondary.empty else None, pruned=pruned if not pruned.empty else None, conclusions=stats.conclusions(sc, diffs),
                   settings={"resamples": resamples, "evaluator": evaluator, "seed": seed, "level": stats.LEVEL, "min_n": stats.MIN_N,
                             "include_pruned": bool(best.attrs.get("include_pruned")),
                             "budget_seconds": budget_s}, timings=t)
@@ -82,6 +83,8 @@ def draw(rep: Report) -> dict[str, Any]:
     `bench probe`, copied as it is)."""
     figs = {"distribution": figures.distribution(rep.best), "budget": figures.budget(rep.curves, rep.metric),
             "importance": figures.importance_bars(rep.importance)}
+    if rep.secondary is not None:
+        figs["secondary"] = figures.secondary(rep.best, rep.secondary)
     if not rep.learning_rate.empty:
         figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
     figs.update(figures.samples(rep.best))

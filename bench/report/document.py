@@ -86,6 +86,7 @@ def _distribution_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     counted = "complete, diverged and pruned" if rep.settings.get("include_pruned") else "complete and diverged"
     out.append(("p", f"Quartiles are over the per-trial best {m} of the {counted} trials (n; inf: diverged); "
                      "mean ± std over the finite ones."))
+    out += _secondary_blocks(rep, figs)
     out += _pruned_blocks(rep)
     if "paper_table2" in s:
         out.append(("p", PAPER_NOTE))
@@ -197,6 +198,25 @@ def _failure_blocks(rep: Report) -> list[Block]:
     out.append(("p", f"{len(best)} trials, {scored} scored, {len(rep.frame)} checkpoint rows. Files: summary.csv, "
                      "trials.parquet (one row per trial x checkpoint), budget.csv, comparisons.csv, importance.csv, "
                      "figures/, report.ipynb (executed; open it to explore with bench.report)."))
+    return out
+
+
+def _secondary_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
+    """Every metric beside the objective, per variant (summary.csv holds the same as columns)."""
+    t = rep.secondary
+    if t is None:
+        return []
+    out: list[Block] = [("h2", "Secondary metrics"),
+                        ("p", f"Every other metric of the study, those added later with `bench eval`, and their parts "
+                              f"(precision, recall, density): each trial taken at its best checkpoint by {rep.metric} (the "
+                              "checkpoint the study selects), the median over the trials that have the value, and the value "
+                              "of the variant's best trial. summary.csv holds them as <metric>_median and <metric>_best_trial."),
+                        ("table", pd.DataFrame({
+                            "dataset": t["dataset"], "variant": t["variant"], "metric": t["metric"], "better": t["better"],
+                            "trials": t["trials"], "median": t["median"], "best trial": t["best_trial"],
+                            "best trial's value": t["at_best_trial"]}))]
+    if "secondary" in figs:
+        out.append(("img", (figs["secondary"], "secondary metrics per variant")))
     return out
 
 

@@ -88,6 +88,39 @@ def distribution(best: pd.DataFrame) -> Any:
     return fig
 
 
+def secondary(best: pd.DataFrame, table: pd.DataFrame) -> Any:
+    """One panel per (dataset, secondary value): each analysed trial's value at its best checkpoint
+    per variant (points, with a box), the variant's best trial as a black star."""
+    panels = list(table.drop_duplicates(["dataset", "metric"])[["dataset", "metric", "better"]].itertuples(index=False))
+    scored = best[best["score"].notna()]
+    fig, axes = _panels(len(panels), width=max(4.0, 1.1 * scored["variant"].nunique() + 1.5), height=3.4)
+    rng = np.random.default_rng(0)
+    for ax, (dataset, col, better) in zip(axes, panels):
+        d = scored[scored["dataset"] == dataset]
+        variants = list(dict.fromkeys(d["variant"]))
+        colors = _colors(variants)
+        shown = []
+        for i, v in enumerate(variants):
+            vals = d.loc[d["variant"] == v, col].to_numpy(float)
+            vals = vals[np.isfinite(vals)]
+            shown.append((i, vals))
+            pts = vals if len(vals) <= MAX_POINTS else rng.choice(vals, MAX_POINTS, replace=False)
+            ax.scatter(i + rng.uniform(-0.12, 0.12, len(pts)), pts, s=8, color=colors[v], alpha=0.7, linewidths=0)
+            top = table[(table["dataset"] == dataset) & (table["variant"] == v) & (table["metric"] == col)]["at_best_trial"]
+            if len(top) and np.isfinite(top.iloc[0]):
+                ax.scatter([i], [top.iloc[0]], marker="*", s=90, color="black", zorder=3,
+                           label="best trial" if i == 0 else None)
+        boxes = [(i, x) for i, x in shown if len(x)]
+        if boxes:
+            ax.boxplot([x for _, x in boxes], positions=[i for i, _ in boxes], widths=0.3, showfliers=False,
+                       medianprops={"color": "black"})
+        ax.set_xticks(range(len(variants)), [f"{v}\nn={len(x)}" for v, (_, x) in zip(variants, shown)])
+        ax.set_title(f"{dataset}: {col}\n({better} is better; at each trial's best checkpoint)", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    return fig
+
+
 def budget(curves: pd.DataFrame, metric: str) -> Any:
     """Per dataset: expected best-of-k against the budget k, with the bootstrap band."""
     datasets = list(dict.fromkeys(curves["dataset"]))

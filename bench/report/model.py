@@ -28,6 +28,7 @@ class Report:
     time_curves: pd.DataFrame | None = None  # expected best against device-seconds (devicetime.py)
     variance: pd.DataFrame | None = None  # training-seed against sampling spread per variant (variance.py)
     memorization: pd.DataFrame | None = None  # share of samples inside a training image's gap (variance.py)
+    secondary: pd.DataFrame | None = None  # every other metric per variant: median and best trial's value (tables.secondary_table)
     pruned: pd.DataFrame | None = None  # pruned trials per variant, apart from the scores (tables.pruned_table)
     conclusions: list[str] = field(default_factory=list)  # stats.conclusions: what the CLI and report.md both say
     settings: dict[str, Any] = field(default_factory=dict)

@@ -87,12 +87,62 @@ def summary_table(best: pd.DataFrame) -> pd.DataFrame:
             row.update(best_trial=int(b["trial"]), best_step=b["best_checkpoint"], best_hparams=best_config(b))
         paper = TABLE2.get(dataset, {}).get(variant)
         row["paper_table2"] = f"{paper[0]} ± {paper[1]}" if paper else ""
+        for col, _ in secondary_columns(best):  # every other metric: median and the best trial's value
+            at = _secondary_values(scored, col)
+            row[f"{col}_median"] = quantiles(at, (0.5,))[0] if len(at) else np.nan
+            row[f"{col}_best_trial"] = float(scored.loc[scored["score"].idxmin(), col]) if len(finite) else np.nan
         out.append(row)
     table = pd.DataFrame(out)
     if not table.empty and not table["paper_table2"].astype(bool).any():
         table = table.drop(columns="paper_table2")
     table.attrs = dict(best.attrs)
     return table
+
+
+def secondary_columns(frame: pd.DataFrame) -> list[tuple[str, str]]:
+    """(column, metric) of every value a report shows beside the objective: the study's other
+    metrics, those added with `bench eval`, and their named parts (a precision/recall metric's
+    `_precision` and `_recall`, density/coverage's `_density`); a part that repeats its metric's
+    value (coverage) and a KID's `_std` (its spread over subsets, not a score) are left out."""
+    metrics = [m for m in frame.attrs.get("metrics", []) if m in frame]
+    objective = frame.attrs["objective"]
+    out = []
+    for m in metrics:
+        if m != objective:
+            out.append((m, m))
+        for c in frame.columns:
+            if c.startswith(f"{m}_") and c not in metrics and not c.endswith("_std") and not c.startswith("hp_"):
+                same = frame[c].astype(float).equals(frame[m].astype(float))
+                if not same:
+                    out.append((c, m))
+    return out
+
+
+def _secondary_values(scored: pd.DataFrame, col: str) -> np.ndarray:
+    v = scored[col].to_numpy(float)
+    return v[~np.isnan(v)]
+
+
+def secondary_table(best: pd.DataFrame) -> pd.DataFrame:
+    """Per (dataset, variant, value of secondary_columns): each analysed trial taken at its best
+    checkpoint by the objective (the checkpoint the study selects), the median over the trials that
+    have the value, and the value of the variant's best trial (lowest objective) with its number."""
+    from bench.catalogue import CATALOGUE
+
+    lower = CATALOGUE["metric_lower_is_better"]
+    cols = secondary_columns(best)
+    rows = []
+    for (dataset, variant), g in best.groupby(["dataset", "variant"], sort=False):
+        scored = g[g["score"].notna()]
+        finite = scored[np.isfinite(scored["score"].to_numpy(float))]
+        top = finite.loc[finite["score"].idxmin()] if len(finite) else None
+        for col, metric in cols:
+            v = _secondary_values(scored, col)
+            rows.append({"dataset": dataset, "variant": variant, "metric": col, "better": "lower" if lower.get(metric, True) else "higher",
+                         "trials": len(v), "median": quantiles(v, (0.5,))[0] if len(v) else np.nan,
+                         "best_trial": int(top["trial"]) if top is not None else np.nan,
+                         "at_best_trial": float(top[col]) if top is not None else np.nan})
+    return pd.DataFrame(rows, columns=["dataset", "variant", "metric", "better", "trials", "median", "best_trial", "at_best_trial"])
 
 
 def pruned_table(frame: pd.DataFrame, best: pd.DataFrame) -> pd.DataFrame:

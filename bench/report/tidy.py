@@ -150,32 +150,56 @@ def _trial_dir(study: str, variant: str, t: dict[str, Any], results_dir: Path | 
     return path or (Path(recorded) if recorded and Path(recorded).is_dir() else None)
 
 
-def _checkpoints(t: dict[str, Any], objective: str, tdir: Path | None) -> list[dict[str, Any]]:
-    evals = t["user_attrs"].get("evaluations")
-    if evals:
-        return [{k: records.from_json_number(v) for k, v in e.items()} for e in evals]
-    log = tdir / "metrics.jsonl" if tdir is not None else None
-    if log is not None and log.is_file():
-        found = [{k: v for k, v in r.items() if k not in ("kind", "seconds", "extractors")} for r in records.read_jsonl(log) if r.get("kind") == "eval"]
-        if found:
-            return found
+RECORD_KEYS = ("kind", "step", "seconds", "extractors", "source")  # fields of an eval record that are not values
+
+
+def log_evaluations(tdir: Path | None) -> list[dict[str, Any]]:
+    """The eval records of a trial's metrics log that a report reads, in log order: those the trial's
+    manifest vouches for (records.sealed_records: the log as the trial left it, and each `bench eval`
+    append whose seal matches its bytes; issue 14, point 9). The one place a report reads a log."""
+    if tdir is None:
+        return []
+    return [r for r in records.sealed_records(tdir) if r.get("kind") == "eval"]
+
+
+def _checkpoints(t: dict[str, Any], objective: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trial's checkpoints with every value evaluated at them: the storage's evaluations (what
+    the runner kept), then the log's eval records over them in log order, so metrics added later
+    with `bench eval` join their checkpoint and a later record of a (step, metric) supersedes an
+    earlier one (`bench eval --again`, as _feature_spaces reads it). A trial with neither (a pruned
+    trial whose folder is elsewhere) keeps the objective values reported to the pruner."""
+    by_step: dict[Any, dict[str, Any]] = {}
+    for e in t["user_attrs"].get("evaluations") or []:
+        by_step.setdefault(e["step"], {}).update({k: records.from_json_number(v) for k, v in e.items()})
+    for r in logged:
+        by_step.setdefault(r["step"], {"step": r["step"]}).update(
+            {k: records.from_json_number(v) for k, v in r.items() if k not in RECORD_KEYS})
+    if by_step:
+        return [by_step[step] for step in sorted(by_step)]
     return [{"step": int(s), objective: v} for s, v in sorted(t["intermediate"].items())]
+
+
+def _metric_names(logged: list[dict[str, Any]]) -> list[str]:
+    """Metric names among the values of eval records: a key is a metric unless it is another key of
+    its record plus a suffix (compute_metrics logs `<metric>_<part>`, e.g. a precision/recall
+    metric's `_precision` and `_recall`)."""
+    out: list[str] = []
+    for r in logged:
+        keys = [k for k in r if k not in RECORD_KEYS]
+        out += [k for k in keys if not any(k.startswith(f"{m}_") for m in keys if m != k) and k not in out]
+    return out
 
 
 SPACE_KEYS = ("extractor", "sha256", "code", "preprocess")  # what names a feature space (provenance fields)
 
 
-def _feature_spaces(tdir: Path | None) -> dict[str, dict[tuple[str, ...], dict[str, Any]]]:
+def _feature_spaces(logged: list[dict[str, Any]]) -> dict[str, dict[tuple[str, ...], dict[str, Any]]]:
     """{metric: {space: provenance}} of the values that stand in a trial's metrics log: per (step,
     metric) the latest eval record's `extractors` entry (`bench eval --again` supersedes earlier ones)."""
-    log = tdir / "metrics.jsonl" if tdir is not None else None
-    if log is None or not log.is_file():
-        return {}
     standing: dict[tuple[Any, str], dict[str, Any]] = {}
-    for r in records.read_jsonl(log):
-        if r.get("kind") == "eval":
-            for metric, prov in (r.get("extractors") or {}).items():
-                standing[(r.get("step"), metric)] = prov
+    for r in logged:
+        for metric, prov in (r.get("extractors") or {}).items():
+            standing[(r.get("step"), metric)] = prov
     out: dict[str, dict[tuple[str, ...], dict[str, Any]]] = {}
     for (_, metric), prov in standing.items():
         out.setdefault(metric, {})[tuple(str(prov.get(k, "")) for k in SPACE_KEYS)] = prov
@@ -215,6 +239,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     distributions: dict[str, dict[str, str]] = {}
     metrics: list[str] = []
     objective = None
+    added: list[str] = []
     spaces: dict[str, dict[str, dict[str, Any]]] = {}
     where: dict[str, list[str]] = {}
     for s in exported:
@@ -250,8 +275,10 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
             }
             tdir = _trial_dir(sname, variant, t, results_dir, here, phase)
             base["trial_dir"] = str(tdir) if tdir is not None else ""
-            cps = _checkpoints(t, objective, tdir)
-            for metric, found in _feature_spaces(tdir).items():
+            logged = log_evaluations(tdir)
+            cps = _checkpoints(t, objective, logged)
+            added += [m for m in _metric_names(logged) if m not in added]
+            for metric, found in _feature_spaces(logged).items():
                 for key, prov in found.items():
                     spaces.setdefault(metric, {}).setdefault(key, prov)
                     where.setdefault((metric, key), []).append(f"{variant} trial {t['number']}")
@@ -259,7 +286,10 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
                 rows.append({**base, "step": np.nan})
             for cp in cps:
                 rows.append({**base, **cp})
+    metrics += [m for m in added if m not in metrics]  # metrics added with `bench eval` (issue 14, point 4)
     frame = pd.DataFrame(rows)
+    for col in [c for c in frame.columns if any(c == m or c.startswith(f"{m}_") for m in metrics)]:
+        frame[col] = pd.to_numeric(frame[col].map(records.from_json_number), errors="coerce").astype(float)
     for col in metrics:
         if col not in frame:
             frame[col] = np.nan
