@@ -69,7 +69,8 @@ def _overview_blocks(rep: Report) -> list[Block]:
 
 
 def _distribution_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
-    """Each variant's per-trial best scores (quartiles, mean ± std, best configuration), then the pruned trials apart."""
+    """Each variant's per-trial best scores (quartiles, mean ± std, best configuration), then its other
+    metrics and the pruned trials apart."""
     m, s = rep.metric, rep.summary
     out: list[Block] = [("h2", "Score distributions")]
     cols = {"dataset": "dataset", "variant": "variant", "trials": "trials", "n": "n", "diverged_pct": "diverged",
@@ -86,13 +87,11 @@ def _distribution_blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
     counted = "complete, diverged and pruned" if rep.settings.get("include_pruned") else "complete and diverged"
     out.append(("p", f"Quartiles are over the per-trial best {m} of the {counted} trials (n; inf: diverged); "
                      "mean ± std over the finite ones."))
-    out += _secondary_blocks(rep, figs)
-    out += _pruned_blocks(rep)
     if "paper_table2" in s:
         out.append(("p", PAPER_NOTE))
     if "distribution" in figs:
         out.append(("img", (figs["distribution"], f"best {m} per trial, per variant")))
-    return out
+    return out + _secondary_blocks(rep, figs) + _pruned_blocks(rep)
 
 
 def _seed_blocks(rep: Report) -> list[Block]:
