@@ -85,6 +85,8 @@ class StudySection:
     sampler: str = _opt("random", "Optuna sampler; 'random' is the paper's protocol (trial 0 = defaults)", registry_check("samplers"))
     pruner: str = _opt("none", "stop weak trials early on the objective at checkpoints; 'none' is the paper's protocol", registry_check("pruners"))
     budget_steps: int = _opt(0, "budget: total D steps per variant over all its trials, identical for every variant; 0 = only the trial count", non_negative)
+    fixed: dict[str, Any] = _opt({}, "hyperparameters held at one value in every trial of every variant, trial 0 included, "
+                                 "e.g. {learning_rate = 1e-4, beta1 = 0.5}; the rest of the space is searched", lambda v: None if all(NAME_RE.match(k) for k in v) else "hyperparameter names")
     budget_seconds: float = _opt(0.0, "budget: total device-seconds per variant; new trials start only while it fits; 0 = no limit", non_negative)
     storage: str = _opt("", "Optuna storage URL; empty = SQLite file results/<name>/optuna.db")
 
@@ -168,6 +170,8 @@ _SECTION_TYPES = {"study": StudySection, "data": DataSection, "model": ModelSect
 
 def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
+    if origin is dict:
+        return "a table of name = number, true/false or string"
     if origin is list:
         return f"a list of {_type_name(typing.get_args(tp)[0])}"
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(tp, str(tp))
@@ -176,6 +180,9 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any) -> tuple[bool, Any]:
     """Return (ok, value) for a TOML value against a field type; ints are accepted as floats."""
     origin = typing.get_origin(tp)
+    if origin is dict:  # a TOML table of scalars ([study] fixed)
+        ok = isinstance(value, dict) and all(isinstance(v, (int, float, bool, str)) for v in value.values())
+        return ok, dict(value) if ok else value
     if origin is list:
         (inner,) = typing.get_args(tp)
         if not isinstance(value, list):

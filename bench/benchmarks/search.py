@@ -67,7 +67,7 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
     Returns the best value, the D steps spent, the D steps at which the target was met (None if
     never), and the trial count."""
     variant = VARIANTS[VARIANT]
-    sp = variant.space(cfg.study.space)
+    sp = variant.space(cfg.study.space, cfg.study.fixed)
     device = torch.device(cfg.train.device)
     state: dict[str, Any] = {"spent": 0, "best": math.inf, "reached": None, "trials": 0}
 

@@ -107,12 +107,27 @@ class Variant:
     # defaults per range: the VAE's discriminator_batchnorm is False in the narrow range).
     narrow_defaults: Mapping[str, Any] = field(default_factory=dict)
 
-    def space(self, kind: str) -> Space:
-        return {"wide": self.wide, "narrow": self.narrow}[kind]
+    def space(self, kind: str, fixed: Mapping[str, Any] | None = None) -> Space:
+        """The search space `kind` ("wide" or "narrow"), with the study's `[study] fixed` values held."""
+        base = {"wide": self.wide, "narrow": self.narrow}[kind]
+        return {**base, **{k: Fixed(v) for k, v in (fixed or {}).items()}}
 
-    def defaults_in(self, kind: str) -> dict[str, Any]:
-        """Trial 0's setting in the search space `kind` ("wide" or "narrow")."""
-        return {**self.defaults, **(self.narrow_defaults if kind == "narrow" else {})}
+    def defaults_in(self, kind: str, fixed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Trial 0's setting in the search space `kind` ("wide" or "narrow"), `[study] fixed` values held."""
+        return {**self.defaults, **(self.narrow_defaults if kind == "narrow" else {}), **(fixed or {})}
+
+    def fixed_problem(self, fixed: Mapping[str, Any]) -> str | None:
+        """Why `[study] fixed` cannot apply to this variant (a name it does not have, a value of the
+        wrong kind or outside a choice), or None."""
+        for k, v in fixed.items():
+            p = self.wide.get(k)
+            if p is None:
+                return f"{k} is not a hyperparameter of {self.name} (its hyperparameters: {', '.join(self.wide)})"
+            if isinstance(p, Choice) and v not in p.values:
+                return f"{k} = {v!r} is not one of {self.name}'s values {list(p.values)}"
+            if isinstance(p, Float) and (isinstance(v, (bool, str)) or not p.low <= v <= p.high):
+                return f"{k} = {v!r} is outside {self.name}'s widest range [{p.low:g}, {p.high:g}]"
+        return None
 
     def build_g(self, arch: Any, z_dim: int, shape: tuple[int, int, int], width: float) -> nn.Module:
         """G from the architecture's generator builder, with this variant's hidden activation."""

@@ -66,7 +66,7 @@ def need(cfg: StudyConfig, variant: str) -> Need:
     shape = tuple(registries.dataset_shape(cfg.data.dataset))
     with torch.device("meta"):
         G = v.build_g(arch, cfg.model.z_dim, shape, cfg.model.width)
-        D = v.build_d(arch, shape, cfg.model.width, cfg.model.z_dim, v.defaults_in(cfg.study.space))
+        D = v.build_d(arch, shape, cfg.model.width, cfg.model.z_dim, v.defaults_in(cfg.study.space, cfg.study.fixed))
         params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
         g_sizes, handles = _outputs(G)
         d_sizes, handles2 = _outputs(D)
@@ -115,7 +115,7 @@ def check(cfg: StudyConfig, variants: list[str], device: torch.device, have: tup
     kinds = {}
     for v in variants:
         spec = VARIANTS[v]
-        kinds.setdefault((spec.g_activation, spec.d_role, spec.d_options, spec.defaults_in(cfg.study.space).get("d_batchnorm")), v)
+        kinds.setdefault((spec.g_activation, spec.d_role, spec.d_options, spec.defaults_in(cfg.study.space, cfg.study.fixed).get("d_batchnorm")), v)
     worst = max((need(cfg, v) for v in kinds.values()), key=lambda n: n.total)
     if worst.total <= limit:
         return

@@ -61,7 +61,7 @@ def calibrate(cfg: StudyConfig, variant: str, device_spec: str | None, steps: in
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-calibrate-") as tmp:
-        result = run_trial(c, v, v.defaults_in(cfg.study.space), trial_seeds(cfg.study.seed, 0), Path(tmp), device, on_eval, on_progress)
+        result = run_trial(c, v, v.defaults_in(cfg.study.space, cfg.study.fixed), trial_seeds(cfg.study.seed, 0), Path(tmp), device, on_eval, on_progress)
     if result.outcome != "complete" or "e" not in marks:
         raise HarnessError(f"calibration of {variant} did not finish: {result.reason or result.outcome}")
     step_s = (marks[f"p{steps}"] - marks[f"p{half}"]) / (steps - half)

@@ -38,7 +38,8 @@ from bench import records, storage
 from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
-from bench.study.status import budget_of, check_budget_change, every_trial_failed, main_variants, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
+from bench.study import status as status_mod
+from bench.study.status import budget_of, check_budget_change, every_trial_failed, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
 from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
@@ -61,6 +62,17 @@ def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
     return budget_mod.counts(t)
 
 
+def main_variants(cfg: StudyConfig, variant: str) -> list[str]:
+    """The variants `--variant` names (or the study file's for 'all'), refused before anything is
+    written when the study's `[study] fixed` values do not apply to one of them."""
+    names = status_mod.main_variants(cfg, variant)
+    for v in names:
+        problem = VARIANTS[v].fixed_problem(cfg.study.fixed)
+        if problem:
+            raise ConfigError(f"{cfg.source}: [study] fixed: {problem}")
+    return names
+
+
 def compat_digest(cfg: StudyConfig) -> str:
     """Hash of everything that changes what a trial computes (the budget and description excluded)."""
     import hashlib
@@ -69,6 +81,8 @@ def compat_digest(cfg: StudyConfig) -> str:
     d = cfg.to_dict()
     for key in NOT_IN_DIGEST:
         d["study"].pop(key)
+    if not d["study"]["fixed"]:  # no held values: what studies made before the key computed
+        d["study"].pop("fixed")
     if d["train"]["g_ema"] == 0:  # off computes what studies made before the key computed: they resume
         d["train"].pop("g_ema")
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
@@ -121,7 +135,7 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
     if create:
         study.set_user_attr("budget", budget_of(cfg).to_dict())
         if not study.get_trials(deepcopy=False):
-            defaults = {k: variant.defaults_in(cfg.study.space)[k] for k in space.searched(variant.space(cfg.study.space))}
+            defaults = {k: variant.defaults_in(cfg.study.space, cfg.study.fixed)[k] for k in space.searched(variant.space(cfg.study.space, cfg.study.fixed))}
             study.enqueue_trial(defaults, user_attrs={"paper_default": True})
     return study
 
@@ -229,9 +243,9 @@ def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url
         with warnings.catch_warnings():
             # A paper default may lie outside the narrow range (wgan's 5e-5); Optuna says so, rightly.
             warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
-            hp = space.suggest(trial, variant.space(cfg.study.space))
+            hp = space.suggest(trial, variant.space(cfg.study.space, cfg.study.fixed))
         if me.user_attrs.get("paper_default"):
-            hp = variant.defaults_in(cfg.study.space)  # sample 0 is the authors' setting, fixed values included
+            hp = variant.defaults_in(cfg.study.space, cfg.study.fixed)  # sample 0 is the authors' setting, fixed values included
         seeds = trial_seeds(cfg.study.seed, origin)
         if tdir.exists():  # left by an earlier storage: keep it, never overwrite
             tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
