@@ -26,6 +26,8 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                        'mbd_gan': "ns_gan with minibatch discrimination before D's output layer (Salimans et al. 2016)",
                        'ns_gan_ha': "ns_gan + historical averaging λ‖θ - (1/t) Σᵢ θᵢ‖² on G's and D's parameters "
                                     '(Salimans et al. 2016)',
+                       'imle': 'IMLE baseline (Li & Malik 2018): no D; each data point pulls its nearest of m '
+                               'generated samples towards it (L2 in pixels)',
                        'sn_mm_gan': 'mm_gan with spectral normalization in D (Miyato et al. 2018)',
                        'sn_ns_gan': 'ns_gan with spectral normalization in D (Miyato et al. 2018)',
                        'sn_wgan_gp': 'wgan_gp with spectral normalization in D (Miyato et al. 2018)',

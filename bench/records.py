@@ -8,6 +8,7 @@
     results/<study>/<variant>/trial-NNNN/samples.png   final sample grid from the fixed evaluation z
     results/<study>/<variant>/trial-NNNN/checkpoints/g-SSSSSSS.pt  G weights at each evaluated step
     results/<study>/<variant>/trial-NNNN/checkpoints/ema-g-SSSSSSS.pt  G's moving average there ([train] g_ema > 0)
+    results/<study>/<variant>/trial-NNNN/densities/density-SSSSSSS.npz  2-D data: generated points' histogram per checkpoint
     results/<study>/<variant>/trial-NNNN/manifest.json  how the trial was made, sealed, with file checksums
                                                     and a seal of every later append (`appends`)
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
@@ -120,6 +121,17 @@ def scored_checkpoints(tdir: Path, g_ema: float) -> list[tuple[int, Path]]:
     """(step, path) of every saved checkpoint the trial's evaluation scored, by step."""
     pattern = "ema-g-*.pt" if g_ema > 0 else "g-*.pt"
     return sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in (tdir / "checkpoints").glob(pattern))
+
+
+def density_path(tdir: Path, step: int) -> Path:
+    """2-D data: the 2-D histogram of the generated points at checkpoint `step` (preview.density_npz)."""
+    return tdir / "densities" / f"density-{step:07d}.npz"
+
+
+def densities(tdir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of every checkpoint's density a 2-D trial left, by step."""
+    folder = tdir / "densities"
+    return sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in folder.glob("density-*.npz")) if folder.is_dir() else []
 
 
 def sample_grid_path(tdir: Path) -> Path:

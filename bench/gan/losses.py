@@ -14,7 +14,8 @@ code's form carries the plain name (`least_squares` on sigmoid outputs) and the 
 qualified one (`least_squares_logit`).
 
 The VAE baseline has no discriminator; its loss, `bernoulli_elbo`, is a pure function of the
-data, the decoder's output and the encoder's posterior parameters.
+data, the decoder's output and the encoder's posterior parameters. Nor has IMLE (Li & Malik
+2018): `imle_nearest` matches data points to samples and `imle` is the distance it pulls shut.
 """
 
 from __future__ import annotations
@@ -156,6 +157,27 @@ def bernoulli_elbo(x: torch.Tensor, x_rec: torch.Tensor, mu: torch.Tensor, sigma
     nll = -log_lik.mean()
     kl = (0.5 * (mu.pow(2) + sigma.pow(2) - (1e-8 + sigma.pow(2)).log() - 1.0).sum(dim=1)).mean()
     return {"loss": nll + kl, "nll": nll, "kl": kl}
+
+
+def imle_nearest(x: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+    """IMLE's matching (Li & Malik 2018, Algorithm 1): for every data point x_i, the index
+    σ(i) = argmin_j ‖x_i - s_j‖₂ of its nearest sample, L2 in pixel space. x: (B, ...), samples:
+    (m, ...) of the same shape per point; returns (B,) indices into samples. The lowest index wins
+    a tie (argmin's rule)."""
+    d = torch.cdist(x.reshape(len(x), -1).float(), samples.reshape(len(samples), -1).float())  # (B, m)
+    return d.argmin(dim=1)
+
+
+def imle(x: torch.Tensor, matched: torch.Tensor, nearest: torch.Tensor, m: int) -> Terms:
+    """IMLE's loss: pull each data point's matched sample towards it,
+      loss     = (1/(B P)) Σᵢ ‖G(z_σ(i)) - x_i‖²   (the reference code's MSELoss, P values per point)
+      distance = (1/B) Σᵢ ‖G(z_σ(i)) - x_i‖₂      (logged: how far the data is from the model's samples)
+      matched  = |{σ(i)}| / m                      (logged: the fraction of the m samples some point chose)
+    x, matched: (B, ...) with matched[i] = G(z_σ(i)); nearest: (B,) the indices σ(i)."""
+    diff = (matched - x).reshape(len(x), -1)  # (B, P)
+    sq = diff.pow(2).sum(dim=1)  # (B,)
+    chosen = torch.zeros(m, device=x.device).index_fill_(0, nearest, 1.0)
+    return {"loss": sq.mean() / diff.shape[1], "distance": sq.detach().sqrt().mean(), "matched": chosen.mean()}
 
 
 minimax = Loss("minimax", gan_d, minimax_g)

@@ -14,6 +14,14 @@ the strategies read the recipe's loss, penalty and hook, so a variant never need
   f_K(θ_G, θ_D) of their eq. 4). The unrolled steps copy D's Adam moments and repeat its update
   rule, with the second moment treated as a constant (detached) so the second derivative stays
   finite where a gradient is zero; D's own parameters, buffers and optimizer state are untouched.
+- `imle_step`: Implicit Maximum Likelihood Estimation (Li & Malik 2018), a baseline with no D.
+  For the real batch of B points it draws m = hp["imle_samples"] x B samples from G without
+  gradient, in chunks of B as the reference code does (so BN sees batches of B), matches every
+  data point to its nearest sample (L2 in pixel space, losses.imle_nearest) and takes one Adam
+  step of G on the mean squared distance between the points and G at the matched latents
+  (losses.imle). The reference code (Ke Li's imle.py) recomputes the matching every 5 epochs over
+  the whole data set, perturbs the matched z by 0.01 N(0, I) and adds weight decay 1e-5; here the
+  matching is per batch, as the paper's Algorithm 1 states it, with neither of the two extras.
 - `vae_step`: the VAE baseline (Kingma & Welling). D is the Gaussian encoder, G the Bernoulli
   decoder; one Adam step of each on the negative ELBO of the real batch (compare_gan v1 ran one
   Adam over both; Adam is per-parameter, so two with the same settings are the same update).
@@ -40,16 +48,18 @@ class Recipe(Protocol):
     penalty: Callable[..., Terms] | None
     after_d_step: Callable[..., None] | None
     param_penalty: Any  # penalties.ParamPenalty | None, on the updated player's own parameters
+    latent: Callable[[torch.Tensor], torch.Tensor]  # U(-1, 1) draws -> G's prior (IMLE draws its own samples)
 
 
 @dataclass
 class Nets:
-    """What a step may touch: the two networks and their optimizers."""
+    """What a step may touch: the two networks and their optimizers. A variant with no D (IMLE's
+    d_role "none") has an empty module as D and no D optimizer."""
 
     G: nn.Module
     D: nn.Module
     opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
 
 
 StepFn = Callable[[Recipe, Nets, torch.Tensor, torch.Tensor, Mapping[str, Any], Mapping[str, Any]], Terms]
@@ -144,5 +154,20 @@ def vae_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
     nets.opt_g.zero_grad(set_to_none=True)
     terms["loss"].backward()
     nets.opt_d.step()
+    nets.opt_g.step()
+    return terms
+
+
+def imle_step(variant: Recipe, nets: Nets, x_real: torch.Tensor, z: torch.Tensor,
+              state: Mapping[str, Any], hp: Mapping[str, Any]) -> Terms:
+    B = len(x_real)
+    m = int(hp["imle_samples"]) * B
+    with torch.no_grad():
+        z_pool = variant.latent(torch.rand(m, z.shape[1], device=z.device) * 2 - 1)  # (m, z_dim)
+        pool = torch.cat([nets.G(z_pool[i : i + B]) for i in range(0, m, B)])  # (m, C, H, W)
+        nearest = losses.imle_nearest(x_real, pool)  # (B,)
+    terms = losses.imle(x_real, nets.G(z_pool[nearest]), nearest, m)
+    nets.opt_g.zero_grad(set_to_none=True)
+    terms["loss"].backward()
     nets.opt_g.step()
     return terms

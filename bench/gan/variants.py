@@ -2,7 +2,7 @@
 
 A recipe names a loss (losses.py), an optional penalty and after-D-step hook (penalties.py),
 per-step state carried explicitly (BEGAN's k_t), the D role it needs from the architecture
-(`discriminator`, `autoencoder` for BEGAN, `encoder` for the VAE), D options applied to any
+(`discriminator`, `autoencoder` for BEGAN, `encoder` for the VAE, `none` for IMLE), D options applied to any
 architecture (d_options.py: spectral normalization, minibatch discrimination), and its step
 strategies (steps.py: the GAN step, the unrolled G step, the VAE step). Adding a variant touches
 this file only, plus a new function where a loss, penalty or step is new.
@@ -28,6 +28,14 @@ decade either side of the source's value; narrow: β₁ 0.5, one D step, a decad
                 scripts) has no such term; default λ 1.0 is torchgan's HistoricalAverage default;
                 wide 10^U[-2, 2], narrow 10^U[-1, 1], like R1's γ. Optimizer defaults as mbd_gan's
                 (the same paper's code): lr 3e-4, β₁ 0.5.
+  imle          Li & Malik 2018, Implicit Maximum Likelihood Estimation: G alone, no D (d_role
+                "none"); each data point pulls its nearest of m = imle_samples x B samples towards it
+                (steps.imle_step). Defaults from the reference code (Ke Li's imle.py, as read in a
+                public copy): 10 samples per data point (num_samples_factor), lr 1e-3, Adam β₁ 0.5,
+                z ~ N(0, I) (normal_latent, as the VAE). imle_samples: wide {1, 3, 10, 30} (the decade
+                either side of 10, less its top, 100 samples per point, which costs a hundred G
+                forward passes per step), narrow {5, 10, 20}; learning rate as every variant's.
+                disc_iters and d_batchnorm are fixed (1, False): there is no D.
   sn_<loss>     Miyato et al. 2018 / Kurach et al. 2019: the loss's recipe with spectral
                 normalization in D. BN in D off by default and in the narrow space (SN replaces it).
 """
@@ -76,6 +84,8 @@ D_ROLES: dict[str, Callable[..., nn.Module | None]] = {
     "discriminator": lambda arch, shape, width, batchnorm, z_dim: arch.discriminator(shape, width, batchnorm),
     "autoencoder": lambda arch, shape, width, batchnorm, z_dim: arch.autoencoder and arch.autoencoder(shape, width, batchnorm),
     "encoder": lambda arch, shape, width, batchnorm, z_dim: arch.encoder and arch.encoder(shape, width, batchnorm, z_dim),
+    # No D at all (IMLE): an empty module with no parameters, so every architecture fits.
+    "none": lambda arch, shape, width, batchnorm, z_dim: nn.Module(),
 }
 
 
@@ -348,6 +358,15 @@ register(Variant(
     defaults={"learning_rate": 3e-4, "beta1": 0.5, "disc_iters": 1, "d_batchnorm": True, "ha_lambda": 1.0},
     wide={**COMMON_WIDE, "ha_lambda": Float(1e-2, 1e2, log=True)},
     narrow={**COMMON_NARROW, "ha_lambda": Float(1e-1, 1e1, log=True)},
+))
+
+register(Variant(
+    name="imle",
+    doc="IMLE baseline (Li & Malik 2018): no D; each data point pulls its nearest of m generated samples towards it (L2 in pixels)",
+    d_role="none", d_step=None, g_step=steps.imle_step, latent=normal_latent,
+    defaults={"learning_rate": 1e-3, "beta1": 0.5, "disc_iters": 1, "d_batchnorm": False, "imle_samples": 10},
+    wide={**COMMON_WIDE, "disc_iters": Fixed(1), "d_batchnorm": Fixed(False), "imle_samples": Choice((1, 3, 10, 30))},
+    narrow={**COMMON_NARROW, "d_batchnorm": Fixed(False), "imle_samples": Choice((5, 10, 20))},
 ))
 
 # Spectral normalization in D for every GAN loss (weight clipping's wgan excluded: SN replaces it).

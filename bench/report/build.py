@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report import agreement, devicetime, figures, sensitivity, stats, variance
+from bench.report import agreement, devicetime, dynamics, figures, sensitivity, stats, variance
 from bench.report.document import render_html, render_markdown
 from bench.report.model import Report
 from bench.report.tables import pruned_table, secondary_table, seeds_table, summary_table
@@ -88,6 +88,7 @@ def draw(rep: Report) -> dict[str, Any]:
     if not rep.learning_rate.empty:
         figs["learning_rate"] = figures.learning_rate(rep.learning_rate, rep.metric)
     figs.update(figures.samples(rep.best))
+    figs.update(dynamics.figure(rep.best))  # 2-D studies only: the densities over training (issue 15)
     if rep.memorization is not None:
         for variant, image in zip(rep.memorization["variant"], rep.memorization["image"]):
             if image:

@@ -1,6 +1,7 @@
 """The report sections of issue 17, as document blocks (document.py renders them in report.md and
 report.html): rank agreement across metrics, the best score within a device-time budget, the
-training-seed against sampling variance split, and the memorization check. Each section appears
+training-seed against sampling variance split, and the memorization check; and issue 15's
+training dynamics of 2-D studies (dynamics.py). Each section appears
 only when its table is there."""
 
 from __future__ import annotations
@@ -111,4 +112,10 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[tuple[str, Any]]:
         for variant in t["variant"]:
             if f"nearest-{variant}" in figs:
                 out.append(("img", (figs[f"nearest-{variant}"], f"{variant}: samples (top) and their nearest training images (bottom)")))
+    if "dynamics" in figs:
+        out.append(("h2", "Training dynamics on 2-D data"))
+        out.append(("p", "The density of the generated points (log scale; the fixed evaluation z) at the checkpoints of "
+                         "each variant's best trial, and under it the modes covered at every checkpoint, as the seed's "
+                         "Figure 1 (Metz et al. 2017) draws a generator moving from mode to mode."))
+        out.append(("img", (figs["dynamics"], "generated density over training, and modes covered per checkpoint")))
     return out

@@ -85,8 +85,9 @@ def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int],
     G = variant.build_g(arch, z_dim, shape, width).to(device)
     D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
     betas = (float(hp["beta1"]), 0.999)
+    has_d = any(True for _ in D.parameters())  # IMLE's D role "none" builds an empty module
     return Nets(G, D, speed.adam(G.parameters(), hp["learning_rate"], betas, device),
-                speed.adam(D.parameters(), hp["learning_rate"], betas, device))
+                speed.adam(D.parameters(), hp["learning_rate"], betas, device) if has_d else None)
 
 
 def track_params(variant: Variant, state: Mapping[str, Any], player: str, net: torch.nn.Module) -> Mapping[str, Any]:
@@ -214,6 +215,8 @@ def run_trial(
                 metrics, images = evaluate(G if ema is None else ema.module, cfg, ctx, z_eval)
                 records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
                                            "extractors": provenance(ctx, cfg.eval.metrics)})
+                if images.ndim == 2 and images.shape[1] == 2:  # 2-D data: the density for the report's dynamics strip
+                    records.atomic_write_bytes(records.density_path(tdir, step), preview.density_npz(images, data.test))
                 if cfg.train.keep_checkpoints:
                     buf = io.BytesIO()
                     torch.save(G.state_dict(), buf)
