@@ -19,21 +19,20 @@ import pandas as pd
 
 from bench import records
 from bench.report.figures import _plt, best_trials
+from bench.report.tidy import log_evaluations
 
 MAX_PANELS = 10
 
 
 def modes_per_step(tdir: Path) -> tuple[str, dict[int, float]]:
-    """(metric, {step: modes covered}) from a trial's metrics log: the first `modes_*` metric it
-    logged, the last record of each step (a `bench eval --again` supersedes); ("", {}) if none."""
-    log = tdir / "metrics.jsonl"
+    """(metric, {step: modes covered}) from a trial's eval records as the report reads them
+    (tidy.log_evaluations: those its manifest vouches for): the first `modes_*` metric logged, the
+    last record of each step (a `bench eval --again` supersedes); ("", {}) if none."""
     out: dict[str, dict[int, float]] = {}
-    if log.is_file():
-        for r in records.read_jsonl(log):
-            if r.get("kind") == "eval":
-                for k, v in r.items():
-                    if k.startswith("modes_") and isinstance(v, (int, float)):
-                        out.setdefault(k, {})[int(r["step"])] = float(v)
+    for r in log_evaluations(tdir):
+        for k, v in r.items():
+            if k.startswith("modes_") and isinstance(v, (int, float)):
+                out.setdefault(k, {})[int(r["step"])] = float(v)
     if not out:
         return "", {}
     name = sorted(out)[0]
