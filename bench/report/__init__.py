@@ -9,12 +9,13 @@ then to tables and figures.
     frame = report.load("quick")          # study name, results folder, storage URL or trials.parquet
     best = report.per_trial(frame)        # one row per trial at its best checkpoint, with `score`
     rep = report.build(frame)             # summary, budget curves, comparisons, importance
-    rep.summary; rep.curves; rep.mann_whitney; rep.differences; rep.verdicts
+    rep.summary; rep.curves; rep.mann_whitney; rep.differences; rep.conclusions; rep.secondary; rep.pruned
     report.figures.budget(rep.curves, rep.metric)
     report.write_report("quick")          # everything into results/quick/report/
 
-Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Mann-Whitney, Holm), tables
-(summary, the paper's Table 2), sensitivity (importance, learning rate), figures, document
+Modules: tidy (the tidy frame, `load`), stats (expected best-of-k, bootstrap, Mann-Whitney, Holm,
+simultaneous intervals, MIN_N, `conclusions`), tables (summary with every secondary metric, the
+paper's Table 2, pruned trials apart), sensitivity (importance, learning rate), figures, document
 (report.md / report.html), notebook (report.ipynb), model (`Report`), build (orchestration); issue 17's
 agreement (rank agreement across metrics), devicetime (best score against device-seconds), variance
 (seed against sampling spread, memorization, from `bench probe`) and sections (their report blocks).

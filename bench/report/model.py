@@ -18,7 +18,7 @@ class Report:
     summary: pd.DataFrame  # per dataset x variant (tables.py)
     curves: pd.DataFrame  # expected best-of-k with bootstrap band (stats.py)
     mann_whitney: pd.DataFrame  # pairs of variants, Holm-corrected
-    differences: pd.DataFrame  # bootstrap intervals of E_a - E_b at comparison budgets, verdicts
+    differences: pd.DataFrame  # bootstrap intervals of E_a - E_b at comparison budgets (alone, simultaneous), verdicts
     importance: pd.DataFrame  # per variant and hyperparameter (sensitivity.py)
     learning_rate: pd.DataFrame  # score against learning rate
     seeds: pd.DataFrame | None = None  # tidy frame of the seed reruns (`bench seeds`), if any

@@ -4,7 +4,9 @@ The paper's lesson (Lucic et al. 2018, section 5) is to report distributions of 
 run under a fixed budget, not single best runs; hence quartiles of per-trial best FID, the share
 of runs that diverged, and mean ± std next to the best configuration. Table 2 of the paper (best
 FID, mean ± std over 50 reruns of the best setting; as quoted in PROTOCOL.md) is shown beside ours
-for the datasets it covers.
+for the datasets it covers. Every other metric of the study gets its median and best-trial value
+(secondary_table), and pruned trials, whose scores come from partial training, a table apart
+(pruned_table; issue 14).
 """
 
 from __future__ import annotations

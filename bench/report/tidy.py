@@ -3,9 +3,11 @@
 The rows follow compare_gan's results layout (one row per evaluated checkpoint, hyperparameters
 flattened into columns) and are built from what the runner stores: each Optuna study
 `<study>:<variant>` keeps the resolved config in its user attributes, and each trial keeps
-hparams, outcome, reason, steps, seconds, device, sampler, best_step and evaluations. Pruned and
-failed trials have no `evaluations` attribute; their checkpoints come from the trial folder's
-metrics.jsonl, else from the values reported to the pruner (objective only).
+hparams, outcome, reason, steps, seconds, device, sampler, best_step and evaluations. The trial
+folder's metrics.jsonl, where it is on this machine, adds to them (log_evaluations: only records
+the trial's manifest vouches for): metrics added later with `bench eval`, and the checkpoints of
+pruned and failed trials, which have no `evaluations` attribute; with neither, a trial keeps the
+values reported to the pruner (objective only).
 
 Columns of the tidy frame (`load`):
     study, dataset, variant, sampler, pruner, space   where the trial comes from
