@@ -64,6 +64,8 @@ def test_bad_fixed_value_is_refused_before_anything_is_written(env, tiny_study, 
 def test_a_study_runs_with_fixed_values(env, tiny_study, tmp_path):
     path = tiny_study(trials=2, variants='["ns_gan"]')
     path.write_text(path.read_text().replace('space = "narrow"', 'space = "wide"\nfixed = {learning_rate = 3e-4, beta1 = 0.5}'))
+    r = run_cli("study", path, "--variant", "ns_gan", "--dry-run", "--calibrate-steps", "0", env=env)
+    assert r.returncode == 0 and "held in every trial: learning_rate = 0.0003, beta1 = 0.5" in r.stdout, r.stdout + r.stderr
     r = run_cli("study", path, "--variant", "ns_gan", env=env)
     assert r.returncode == 0, r.stderr
     configs = sorted((tmp_path / "results" / "tiny" / "ns_gan").glob("trial-*/config.json"))

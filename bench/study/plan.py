@@ -80,7 +80,9 @@ def plan_lines(cfg: StudyConfig, variants: list[str], url: str, workers: int, de
         f"variants  {', '.join(variants)}",
         f"budget    {b.describe()} per variant" + (", identical for every variant" if not budget_notes else ""),
         *[f"budget    {note}" for note in budget_notes],
-        f"search    sampler {cfg.study.sampler}, pruner {cfg.study.pruner}, {cfg.study.space} space, seed {cfg.study.seed}",
+        f"search    sampler {cfg.study.sampler}, pruner {cfg.study.pruner}, {cfg.study.space} space, seed {cfg.study.seed}"
+        + (f"; held in every trial: {', '.join(f'{k} = {v:g}' if isinstance(v, float) else f'{k} = {v}' for k, v in cfg.study.fixed.items())}"
+           if cfg.study.fixed else ""),
         f"data      {cfg.data.dataset}; {cfg.model.architecture} x{cfg.model.width:g}, z {cfg.model.z_dim}, batch {t.batch_size}",
         f"trial     {t.steps:,} D steps, {evaluations_per_trial(cfg)} evaluations (every {t.checkpoint_every:,} steps and at the end) of {', '.join(cfg.eval.metrics)}",
         f"workers   {workers} on {device or t.device}",
