@@ -220,7 +220,7 @@ KID = "kid_lenet_digits5k_1k_test"
 
 def _forge(tdir, **values) -> dict:
     """A record appended by hand: the last checkpoint again, with a better FID (issue 14, point 9)."""
-    last = [r for r in records.read_jsonl(tdir / "metrics.jsonl") if r.get("kind") == "eval"][-1]
+    last = [r for r in records.read_jsonl(tdir / "metrics.jsonl") if r.get("kind") == "eval" and METRIC in r][-1]
     forged = {"kind": "eval", "source": "bench eval", "step": last["step"], METRIC: last[METRIC] / 2,
               "extractors": last["extractors"], **values}
     records.append_jsonl(tdir / "metrics.jsonl", forged)
@@ -322,6 +322,24 @@ def test_reports_read_only_sealed_records(made, study):
     got = records.sealed_records(tdir)
     assert got[: len(own)] == own and [(r["step"], r[KID]) for r in got[len(own):]] == [(r["step"], r[KID]) for r in added]
     assert forged[METRIC] not in [r.get(METRIC) for r in got]
+
+
+def test_a_forged_append_does_not_reach_the_report(made, study):
+    """The report reads a sealed `bench eval` metric from the log, and neither a forged better FID
+    for the last checkpoint nor a forged value of the sealed metric (appended after its seal)."""
+    from bench.report import tidy
+
+    tdir = study / "wgan" / "trial-0000"
+    trained = {r["step"]: r[METRIC] for r in records.read_jsonl(tdir / "metrics.jsonl") if r.get("kind") == "eval"}
+    added = _bench_eval(made, [KID])
+    forged = _forge(tdir, **{KID: -1.0})
+    assert forged["step"] == 10 and forged[METRIC] < trained[10]
+    frame = tidy.load(str(study))
+    rows = frame[frame["variant"] == "wgan"].set_index("step")
+    assert rows[METRIC].to_dict() == trained  # not the forged FID at step 10
+    assert rows[KID].to_dict() == {r["step"]: r[KID] for r in added}  # the sealed values, not the forged one
+    best = tidy.per_trial(frame)
+    assert best.loc[best["variant"] == "wgan", "score"].item() == min(trained.values())
 
 
 def test_bench_eval_will_not_reseal_an_edited_manifest(study):
