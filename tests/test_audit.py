@@ -327,7 +327,9 @@ def test_reports_read_only_sealed_records(made, study):
 def test_a_forged_append_does_not_reach_the_report(made, study):
     """The report reads a sealed `bench eval` metric from the log, and neither a forged better FID
     for the last checkpoint nor a forged value of the sealed metric (appended after its seal)."""
+    from bench import report
     from bench.report import tidy
+    from bench.report.document import render_markdown
 
     tdir = study / "wgan" / "trial-0000"
     trained = {r["step"]: r[METRIC] for r in records.read_jsonl(tdir / "metrics.jsonl") if r.get("kind") == "eval"}
@@ -340,6 +342,10 @@ def test_a_forged_append_does_not_reach_the_report(made, study):
     assert rows[KID].to_dict() == {r["step"]: r[KID] for r in added}  # the sealed values, not the forged one
     best = tidy.per_trial(frame)
     assert best.loc[best["variant"] == "wgan", "score"].item() == min(trained.values())
+    (why,) = frame.attrs["unsealed"]
+    assert why.startswith(f"{tdir / 'metrics.jsonl'}: ") and "that no seal explains" in why
+    md = render_markdown(report.build(frame, resamples=50), {})
+    assert "Left out: 1 part(s) of trials' metrics logs that no seal vouches for" in md and why in md
 
 
 def test_bench_eval_will_not_reseal_an_edited_manifest(study):

@@ -43,8 +43,8 @@ def blocks(rep: Report, figs: dict[str, str]) -> list[Block]:
 
 
 def _overview_blocks(rep: Report) -> list[Block]:
-    """Title, source, objective and search settings, an unequal-budget warning, feature spaces, and
-    how diverged, failed, pruned and lost trials count."""
+    """Title, source, objective and search settings, an unequal-budget warning, log records left out
+    for want of a seal, feature spaces, and how diverged, failed, pruned and lost trials count."""
     m, best = rep.metric, rep.best
     studies = list(dict.fromkeys(rep.frame["study"]))
     out: list[Block] = [("h1", f"Report: {', '.join(studies)}")]
@@ -55,6 +55,11 @@ def _overview_blocks(rep: Report) -> list[Block]:
     unequal = unequal_budgets(best)
     if unequal:
         out.append(("p", f"Warning: {unequal}."))
+    unsealed = list(rep.frame.attrs.get("unsealed") or [])
+    if unsealed:
+        out.append(("p", f"Left out: {len(unsealed)} part(s) of trials' metrics logs that no seal vouches for (written or "
+                         "changed after the trial ended, not by `bench eval`); none of their records is in this report: "
+                         + "; ".join(unsealed[:3]) + ("; ..." if len(unsealed) > 3 else "") + ". `bench audit` names what changed."))
     spaces = rep.frame.attrs.get("feature_spaces") or {}
     if spaces:
         out.append(("p", "Feature spaces (the same for every checkpoint whose metrics log is on this machine; a report "

@@ -155,13 +155,17 @@ def _trial_dir(study: str, variant: str, t: dict[str, Any], results_dir: Path | 
 RECORD_KEYS = ("kind", "step", "seconds", "extractors", "source")  # fields of an eval record that are not values
 
 
-def log_evaluations(tdir: Path | None) -> list[dict[str, Any]]:
+def log_evaluations(tdir: Path | None, left_out: list[str] | None = None) -> list[dict[str, Any]]:
     """The eval records of a trial's metrics log that a report reads, in log order: those the trial's
-    manifest vouches for (records.sealed_records: the log as the trial left it, and each `bench eval`
-    append whose seal matches its bytes; issue 14, point 9). The one place a report reads a log."""
+    manifest vouches for (records.sealed_log: the log as the trial left it, and each `bench eval`
+    append whose seal matches its bytes; issue 14, point 9). The one place a report reads a log.
+    `left_out`, if given, gets one line per part of the log that no seal vouches for."""
     if tdir is None:
         return []
-    return [r for r in records.sealed_records(tdir) if r.get("kind") == "eval"]
+    log = records.sealed_log(tdir)
+    if left_out is not None:
+        left_out += log.unexplained
+    return [r for r in log.records if r.get("kind") == "eval"]
 
 
 def _checkpoints(t: dict[str, Any], objective: str, logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -244,6 +248,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     added: list[str] = []
     spaces: dict[str, dict[str, dict[str, Any]]] = {}
     where: dict[str, list[str]] = {}
+    unsealed: list[str] = []  # parts of metrics logs no seal vouches for, left out (issue 14, point 9)
     for s in exported:
         cfg, variant = s["user_attrs"]["config"], s["user_attrs"]["variant"]
         sname = cfg["study"]["name"]
@@ -277,7 +282,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
             }
             tdir = _trial_dir(sname, variant, t, results_dir, here, phase)
             base["trial_dir"] = str(tdir) if tdir is not None else ""
-            logged = log_evaluations(tdir)
+            logged = log_evaluations(tdir, unsealed)
             cps = _checkpoints(t, objective, logged)
             added += [m for m in _metric_names(logged) if m not in added]
             for metric, found in _feature_spaces(logged).items():
@@ -303,7 +308,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
     frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
     feature_spaces = check_feature_spaces(spaces, where)
     frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase,
-                   "feature_spaces": feature_spaces, "budgets": budgets}
+                   "feature_spaces": feature_spaces, "budgets": budgets, "unsealed": unsealed}
     return frame
 
 
