@@ -237,7 +237,7 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
-SUMMARY_COLUMNS = ("dataset", "variant", "trials", "complete", "diverged", "failed", "pruned", "{m}_min", "{m}_median",
+SUMMARY_COLUMNS = ("dataset", "variant", "trials", "n", "complete", "diverged", "failed", "pruned", "{m}_min", "{m}_median",
                    "{m}_max", "best_trial", "best_hparams")
 
 

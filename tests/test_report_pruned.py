@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from bench import report
+from bench.errors import HarnessError
 from bench.report import stats, synthetic
 
 from .conftest import run_cli
@@ -82,3 +84,16 @@ def test_report_cli_include_pruned(env, tmp_path):
     assert "asked to count them (--include-pruned)" in (tmp_path / "all" / "report.md").read_text()
     summary = pd.read_csv(tmp_path / "all" / "summary.csv")
     assert summary["n"].tolist() == [5, 5] and np.all(summary["pruned"] == 3)
+
+
+def test_a_study_whose_every_trial_was_pruned_says_how_to_count_them():
+    exported = _study(4)
+    for s in exported:
+        for t in s["trials"]:
+            t.update(state="pruned", value=0.5, intermediate={250: 0.5})
+            t["user_attrs"] = {k: v for k, v in t["user_attrs"].items() if k not in ("evaluations", "steps", "best_step")}
+            t["user_attrs"]["outcome"] = "pruned"
+    frame = report.tidy.frame_from_export(exported)
+    with pytest.raises(HarnessError, match=r"^no completed trial to report yet \(8 pruned\); pruned trials are left out .*--include-pruned"):
+        report.build(frame, resamples=50)
+    assert len(report.build(frame, resamples=50, include_pruned=True).best) == 8
