@@ -136,3 +136,11 @@ def test_a_study_whose_every_trial_failed_exits_1_and_says_so(tmp_path, shared_c
     code, out, err = run_in_process(["study", str(path), "--variant", "all", "--no-progress"], env)
     assert_one_line_error(code, err, 1, ["mixed: every trial failed (wgan 1 of 1)"])
     assert "summary:" in out and "ns_gan" in out
+
+
+def test_a_variant_the_architecture_cannot_build_is_named_with_the_file_before_anything_runs(tmp_path):
+    path = tmp_path / "points.toml"
+    path.write_text(tiny_study_text(dataset="ring8", architecture="mlp", metrics='["swd_ring8_10k_test"]', variants='["ns_gan", "began"]'))
+    cfg = load_study(str(path))
+    with pytest.raises(ConfigError, match=f"^{path}: variant 'began' needs an autoencoder but architecture 'mlp' has none$"):
+        fits.check(cfg, list(cfg.study.variants), torch.device("cpu"))

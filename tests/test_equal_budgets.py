@@ -113,3 +113,11 @@ def test_unequal_budgets_are_named_by_status_dry_run_and_report(workspace):
     assert f"Warning: {expected}" in md
     assert "These comparisons rest on unequal n" in md
     assert expected in (results / "tiny" / "report" / "report.html").read_text()
+    # report.ipynb reads trials.parquet and prints the same line (its Comparisons cell): the budgets travel with it.
+    from bench import report
+    from bench.report.budgets import unequal_budgets
+
+    assert unequal_budgets(report.per_trial(report.load(str(results / "tiny" / "report" / "trials.parquet")))).startswith(expected)
+    from bench.report.notebook import template
+
+    assert any("print(unequal_budgets(rep.best)" in c.source for c in template().cells if c.cell_type == "code")

@@ -116,10 +116,13 @@ def check(cfg: StudyConfig, variants: list[str], device: torch.device, have: tup
     for v in variants:
         spec = VARIANTS[v]
         kinds.setdefault((spec.g_activation, spec.d_role, spec.d_options, spec.defaults_in(cfg.study.space, cfg.study.fixed).get("d_batchnorm")), v)
-    worst = max((need(cfg, v) for v in kinds.values()), key=lambda n: n.total)
+    src = cfg.source or cfg.name
+    try:
+        worst = max((need(cfg, v) for v in kinds.values()), key=lambda n: n.total)
+    except ConfigError as e:  # a variant this architecture cannot build (began on mlp): said before anything runs
+        raise ConfigError(f"{src}: {e}") from None
     if worst.total <= limit:
         return
-    src = cfg.source or cfg.name
     if worst.eval > worst.train:
         what = f"[eval] batch_size = {cfg.eval.batch_size}: G's largest output {worst.eval / GIB:,.1f} GiB"
     else:
