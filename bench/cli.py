@@ -121,8 +121,7 @@ def cmd_study(args: argparse.Namespace) -> int:
                 print(line)
             return 0
         if args.workers == 1:
-            for v in variants:
-                runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress)
+            runner.run_variants(cfg, variants, url, args.device, progress=not args.no_progress)
         else:
             codes = workers.run_local(cfg, args.variant, url, args.workers, args.device,
                                      lambda: runner.status_lines(cfg, url, variants), debug=args.debug)
@@ -172,8 +171,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     _check_data(cfg)
     url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():
-        for v in variants:
-            runner.run_worker(cfg, v, url, args.device, progress=not args.no_progress, wait=not args.no_wait)
+        runner.run_variants(cfg, variants, url, args.device, progress=not args.no_progress, wait=not args.no_wait)
     return 0
 
 

@@ -319,6 +319,20 @@ def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str |
     return study
 
 
+def run_variants(cfg: StudyConfig, variants: list[str], url: str, device_spec: str | None = None,
+                 log: Callable[[str], None] = print, progress: bool = True, wait: bool = True) -> None:
+    """Run trials of every variant until all budgets are spent: first whatever each variant has
+    open, then (with `wait`) stay on each while other workers' trials run, to rerun any whose worker
+    dies. So a worker never idles on one variant's last running trial while another variant has
+    trials to run (with --workers 2 and --variant all, the second worker used to wait out the
+    first one's trial before starting the next variant)."""
+    for v in variants:
+        run_worker(cfg, v, url, device_spec, log=log, progress=progress, wait=False)
+    if wait:
+        for v in variants:
+            run_worker(cfg, v, url, device_spec, log=log, progress=progress, wait=True)
+
+
 def trial_line(t: optuna.trial.FrozenTrial, metric: str) -> str:
     ua = t.user_attrs
     o = budget_mod.outcome(t)
