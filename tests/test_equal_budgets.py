@@ -79,7 +79,8 @@ def test_a_change_for_one_variant_is_refused_and_all_variants_change_together(wo
     code, out, err = run_in_process(["status", str(study)], env)
     assert code == 0 and "unequal budgets" not in out, out
     code, out, err = run_in_process(["study", str(study), "--variant", "all", "--dry-run", "--calibrate-steps", "0"], env)
-    assert code == 0 and "budget    3 trials per variant" in out and "this run changes it" in out, out  # the file's 3, said as a change
+    assert code == 0 and "budget    3 trials per variant, identical for every variant" in out, out  # the file's 3 for all...
+    assert "budget    this run changes it: tiny: budget changed to 3 trials per variant, for every variant (was 2 trials for ns_gan, wgan)" in out, out
 
 
 def test_unequal_budgets_are_named_by_status_dry_run_and_report(workspace):

@@ -78,7 +78,8 @@ def plan_lines(cfg: StudyConfig, variants: list[str], url: str, workers: int, de
         f"study     {cfg.name} ({cfg.source})" + (f": {cfg.study.description}" if cfg.study.description else ""),
         f"storage   {storage.mask(url)}",
         f"variants  {', '.join(variants)}",
-        f"budget    {b.describe()} per variant" + (", identical for every variant" if not budget_notes else ""),
+        f"budget    {b.describe()} per variant" + ("" if any("refused" in n or "unequal budgets" in n for n in budget_notes)
+                                                     else ", identical for every variant"),
         *[f"budget    {note}" for note in budget_notes],
         f"search    sampler {cfg.study.sampler}, pruner {cfg.study.pruner}, {cfg.study.space} space, seed {cfg.study.seed}"
         + (f"; held in every trial: {', '.join(f'{k} = {v:g}' if isinstance(v, float) else f'{k} = {v}' for k, v in cfg.study.fixed.items())}"
