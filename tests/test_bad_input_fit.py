@@ -14,7 +14,7 @@ import torch
 
 from bench import data as data_mod
 from bench import registries
-from bench.config import load_study
+from bench.config import list_studies, load_study
 from bench.errors import ConfigError
 from bench.gan.architectures import ARCHITECTURES
 from bench.gan.variants import VARIANTS
@@ -86,20 +86,26 @@ def test_through_the_cli_each_refusal_is_one_line_and_changes_nothing_stored(tmp
             assert tree_digest(results) == before, f"{name} {argv[0]} changed stored results"
 
 
-def test_the_memory_estimate_counts_the_real_networks_weights_and_scales_with_the_batch(tmp_path):
+@pytest.mark.parametrize("v", list(VARIANTS))
+def test_the_memory_estimate_counts_the_real_networks_weights_and_scales_with_the_batch(tmp_path, v):
     path = tmp_path / "tiny.toml"
     path.write_text(tiny_study_text())
     cfg = load_study(str(path))
     arch, shape = ARCHITECTURES["infogan"], registries.dataset_shape("digits5k")
-    for v in ("ns_gan", "wgan_gp", "began", "vae", "sn_ns_gan"):
-        spec = VARIANTS[v]
-        G = spec.build_g(arch, cfg.model.z_dim, shape, cfg.model.width)  # real ones, on the CPU: an independent count
-        D = spec.build_d(arch, shape, cfg.model.width, cfg.model.z_dim, spec.defaults_in(cfg.study.space))
-        n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
-        one, two = fits.need(cfg, v), fits.need(cfg.replace("train", batch_size=32).replace("eval", batch_size=500), v)
-        assert one.weights == 8 * n, v  # weights and gradients, fp32
-        assert two.train == 2 * one.train and two.eval == 2 * one.eval and one.train > 0, v  # activations per sample
-    # The refusal sits exactly at the estimate: a device with that many bytes runs it, one byte less does not.
+    spec = VARIANTS[v]
+    G = spec.build_g(arch, cfg.model.z_dim, shape, cfg.model.width)  # real ones, on the CPU: an independent count
+    D = spec.build_d(arch, shape, cfg.model.width, cfg.model.z_dim, spec.defaults_in(cfg.study.space))
+    n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
+    one, two = fits.need(cfg, v), fits.need(cfg.replace("train", batch_size=32).replace("eval", batch_size=500), v)
+    assert one.weights == 8 * n  # weights and gradients, fp32
+    assert two.train == 2 * one.train and two.eval == 2 * one.eval and one.train > 0  # activations per sample
+
+
+def test_the_refusal_sits_at_the_estimate(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_study_text())
+    cfg = load_study(str(path))
+    # A device with as many bytes as the estimate runs it, one byte less does not.
     total = max(fits.need(cfg, v).total for v in cfg.study.variants)
     fits.check(cfg, list(cfg.study.variants), torch.device("cpu"), have=(total, "a test device"))
     with pytest.raises(ConfigError, match="but a test device has"):
@@ -144,3 +150,11 @@ def test_a_variant_the_architecture_cannot_build_is_named_with_the_file_before_a
     cfg = load_study(str(path))
     with pytest.raises(ConfigError, match=f"^{path}: variant 'began' needs an autoencoder but architecture 'mlp' has none$"):
         fits.check(cfg, list(cfg.study.variants), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", list_studies())
+def test_every_shipped_study_passes_the_memory_check(name):
+    """Every variant of every shipped study gets an estimate (a variant without a D, IMLE, included),
+    and none needs more than 1 GiB on the CPU, so none is refused on a machine that can run it."""
+    cfg = load_study(name)
+    fits.check(cfg, list(cfg.study.variants), torch.device("cpu"), have=(2**30, "1 GiB"))

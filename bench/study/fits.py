@@ -70,7 +70,9 @@ def need(cfg: StudyConfig, variant: str) -> Need:
         params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
         g_sizes, handles = _outputs(G)
         d_sizes, handles2 = _outputs(D)
-        D(G(torch.empty(cfg.train.batch_size, cfg.model.z_dim)))  # (B, z) -> (B, *shape) -> D's output
+        fake = G(torch.empty(cfg.train.batch_size, cfg.model.z_dim))  # (B, z) -> (B, *shape)
+        if any(True for _ in D.parameters()):  # a variant without a D (IMLE: d_role "none") builds an empty module
+            D(fake)
         train = sum(g_sizes) + sum(d_sizes)
         g_sizes.clear()
         for h in handles2:
