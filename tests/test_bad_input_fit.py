@@ -158,3 +158,19 @@ def test_every_shipped_study_passes_the_memory_check(name):
     and none needs more than 1 GiB on the CPU, so none is refused on a machine that can run it."""
     cfg = load_study(name)
     fits.check(cfg, list(cfg.study.variants), torch.device("cpu"), have=(2**30, "1 GiB"))
+
+
+def test_a_network_the_meta_device_cannot_run_is_bounded_by_its_weights(tmp_path, monkeypatch):
+    from bench.gan import architectures
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny_study_text())
+    cfg = load_study(str(path))
+    full = fits.need(cfg, "ns_gan")
+
+    def no_meta_kernel(self, z):
+        raise NotImplementedError("Could not run 'aten::made_up' with arguments from the 'Meta' backend")
+
+    monkeypatch.setattr(architectures.InfoGANGenerator, "forward", no_meta_kernel)
+    bounded = fits.need(cfg, "ns_gan")
+    assert (bounded.weights, bounded.train, bounded.eval) == (full.weights, 0, 0)

@@ -11,7 +11,8 @@ parameter each (2 with bf16 autocast for the activations), and a G step keeps, f
 output of every module with parameters (linear, convolution, normalization) of G(z) and of D(G(z))
 on one batch. Evaluation generates `[eval] batch_size` samples at a time without gradients: the
 largest single output of G at that batch. Optimizer state, the D step's two batches, penalties and
-the allocator's slack come on top. It is compared with the device's total memory (a GPU's, or this
+the allocator's slack come on top (and the activations too, should a network use an operation
+PyTorch cannot run on the meta device). It is compared with the device's total memory (a GPU's, or this
 machine's RAM or its cgroup's limit): other processes may use some of it, but none can add to it.
 """
 
@@ -70,18 +71,22 @@ def need(cfg: StudyConfig, variant: str) -> Need:
         params = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
         g_sizes, handles = _outputs(G)
         d_sizes, handles2 = _outputs(D)
-        fake = G(torch.empty(cfg.train.batch_size, cfg.model.z_dim))  # (B, z) -> (B, *shape)
-        if any(True for _ in D.parameters()):  # a variant without a D (IMLE: d_role "none") builds an empty module
-            D(fake)
-        train = sum(g_sizes) + sum(d_sizes)
-        g_sizes.clear()
-        for h in handles2:
-            h.remove()
-        with torch.no_grad():
-            G(torch.empty(cfg.eval.batch_size, cfg.model.z_dim))
-        largest = max(g_sizes, default=0)
-        for h in handles:
-            h.remove()
+        try:
+            fake = G(torch.empty(cfg.train.batch_size, cfg.model.z_dim))  # (B, z) -> (B, *shape)
+            if any(True for _ in D.parameters()):  # a variant without a D (IMLE: d_role "none") builds an empty module
+                D(fake)
+            train = sum(g_sizes) + sum(d_sizes)
+            g_sizes.clear()
+            for h in handles2:
+                h.remove()
+            with torch.no_grad():
+                G(torch.empty(cfg.eval.batch_size, cfg.model.z_dim))
+            largest = max(g_sizes, default=0)
+        except NotImplementedError:  # an operation with no meta kernel: the weights alone still bound the trial
+            train = largest = 0
+        finally:
+            for h in handles + handles2:
+                h.remove()
     act_bytes = 2 if cfg.train.precision == "bf16" else 4
     return Need(variant, 2 * 4 * params, act_bytes * train, 4 * largest)
 
