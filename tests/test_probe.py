@@ -54,3 +54,27 @@ def test_probe_and_report_sections_on_a_tiny_study_with_seed_reruns(env, tiny_st
     assert var["sampling_std"].gt(0).all() and set(var["dominates"]) <= {"training seed", "sampling (evaluation z)"}
     agree = pd.read_csv(out / "agreement.csv")
     assert len(agree) == 2 * 3  # two summaries x three pairs of metrics
+
+
+@pytest.mark.parametrize("variant", ["vae", "ns_gan"])
+def test_probe_builds_g_as_the_trials_did(variant):
+    """The VAE's decoder has ReLU where the architecture's G has LeakyReLU; the checkpoint's weights
+    load into either, so the probe must build the variant's own G (it once built the architecture's)."""
+    import tomllib
+
+    from torch import nn
+
+    from bench.config import parse_study
+    from bench.gan.variants import VARIANTS
+    from bench.study import probe
+    from bench.trial import train
+
+    from .conftest import tiny_study_text
+
+    cfg = parse_study(tomllib.loads(tiny_study_text()), "tiny.toml")
+    G = probe.generator(cfg, variant, (1, 28, 28), torch.device("cpu"))
+    want = train.build_nets(VARIANTS[variant], "infogan", (1, 28, 28), cfg.model.width, cfg.model.z_dim,
+                            VARIANTS[variant].defaults, torch.device("cpu")).G
+    kinds = lambda net: [type(m).__name__ for m in net.modules() if not list(m.children())]  # noqa: E731
+    assert kinds(G) == kinds(want)
+    assert any(isinstance(m, nn.ReLU) for m in G.modules()) == (variant == "vae")

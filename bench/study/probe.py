@@ -92,11 +92,18 @@ def nearest_png(samples: torch.Tensor, train: torch.Tensor, mem: dict[str, Any],
     return buf.getvalue(), shown
 
 
+def generator(cfg: StudyConfig, variant: str, shape: tuple[int, ...], device: torch.device) -> torch.nn.Module:
+    """G as the variant's trials built it (its hidden activation: the VAE's decoder has ReLU where
+    the architecture's G has LeakyReLU; the weights alone cannot tell them apart)."""
+    from bench.gan.architectures import ARCHITECTURES
+
+    return VARIANTS[variant].build_g(ARCHITECTURES[cfg.model.architecture], cfg.model.z_dim, shape, cfg.model.width).to(device)
+
+
 def probe_variant(cfg: StudyConfig, variant: str, url: str, k: int = 5, samples: int = 0, device_spec: str | None = None,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Score the best checkpoint with k evaluation seeds and run the memorization check; write and return the record."""
     from bench import data as data_mod
-    from bench.gan.architectures import ARCHITECTURES
 
     if k < 2:
         raise ConfigError(f"--z-seeds {k}: expected at least 2 (a spread needs two values)")
@@ -111,7 +118,7 @@ def probe_variant(cfg: StudyConfig, variant: str, url: str, k: int = 5, samples:
     device = resolve_device(device_spec or cfg.train.device)
     data = data_mod.load(cfg.data.dataset, data_mod.resolve_root(cfg.data.root))
     ctx = metric_context(cfg, data, device)
-    G = ARCHITECTURES[cfg.model.architecture].generator(cfg.model.z_dim, data.shape, cfg.model.width).to(device)
+    G = generator(cfg, variant, data.shape, device)
     G.load_state_dict(records.load_weights(ckpt, map_location=device))
     objective = cfg.eval.metrics[0]
     n = METRICS[objective].num_samples
