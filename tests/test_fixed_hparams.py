@@ -73,3 +73,12 @@ def test_a_study_runs_with_fixed_values(env, tiny_study, tmp_path):
     hps = [json.loads(c.read_text())["hparams"] for c in configs]
     assert all(hp["learning_rate"] == 3e-4 and hp["beta1"] == 0.5 for hp in hps)
     assert hps[0]["disc_iters"] == VARIANTS["ns_gan"].defaults["disc_iters"]  # trial 0: the defaults, fixed values held
+
+
+@pytest.mark.parametrize("fixed", ["{}", "{learning_rate = 1e-4, beta1 = 0.5, disc_iters = 1, d_batchnorm = false}"])
+def test_exported_study_file_keeps_the_fixed_values(fixed):
+    from bench.study.archive import config_toml
+
+    cfg = _cfg(fixed)
+    again = parse_study(tomllib.loads(config_toml(cfg.to_dict())), "exported.toml")
+    assert again.study.fixed == cfg.study.fixed and again.to_dict() == cfg.to_dict()

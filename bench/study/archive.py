@@ -55,11 +55,13 @@ def _toml_value(v: Any) -> str:
         return json.dumps(v)  # a JSON string is a TOML basic string
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table ([study] fixed); a quoted key is a TOML key too
+        return "{" + ", ".join(f"{json.dumps(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
 def config_toml(config: dict[str, Any]) -> str:
-    """A study file from a stored configuration (sections of scalars and lists), storage emptied."""
+    """A study file from a stored configuration (sections of scalars, lists and tables), storage emptied."""
     lines = ["# Written by `bench export` from the configuration stored with the study."]
     for section, values in config.items():
         lines.append(f"\n[{section}]")
