@@ -349,18 +349,21 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_seeds(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from bench import storage
+    from bench import records, report, storage
     from bench.study import runner, seeds
 
     cfg = _load(args)
     variants = runner.main_variants(cfg, args.variant)
     url = storage.resolve_url(cfg, args.storage)
-    for v in variants:
-        seeds.run_seeds(cfg, v, url, args.seeds, args.trial, args.device)
-    table, path = seeds.write_tables(cfg, url)
+    with _sigterm_as_interrupt():
+        for v in variants:
+            seeds.run_seeds(cfg, v, url, args.seeds, args.trial, args.device)
+    rows = seeds.write_rows(cfg, url)
+    table = report.seeds_table(report.per_trial(report.load(cfg, storage_url=url, phase="seeds")))
+    records.atomic_write_bytes(records.seeds_summary_path(cfg.name), table.to_csv(index=False).encode())
     with pd.option_context("display.max_columns", None, "display.width", 200):
         print(table.to_string(index=False))
-    print(f"seed reruns: {path.with_name('seeds.csv')}")
+    print(f"seed reruns: {rows}")
     return 0
 
 

@@ -86,21 +86,60 @@ def trial_dir_name(number: int) -> str:
     return f"trial-{number:04d}"
 
 
+def trial_dirs(study: str, variant: str, root: Path | None = None) -> list[Path]:
+    """The search trial folders of a variant on this machine, by number (stale copies left out)."""
+    vdir = study_dir(study, root) / variant
+    return sorted(p for p in vdir.glob("trial-[0-9][0-9][0-9][0-9]") if p.is_dir())
+
+
 def seeds_dir(study: str, root: Path | None = None) -> Path:
     """Phase 3 (seed reruns of a variant's best configuration), apart from the search trials."""
     return study_dir(study, root) / "seeds"
 
 
 def seed_trial_dir(study: str, variant: str, number: int, root: Path | None = None) -> Path:
-    return seeds_dir(study, root) / variant / f"trial-{number:04d}"
+    return seeds_dir(study, root) / variant / trial_dir_name(number)
+
+
+def seeds_rows_path(study: str, root: Path | None = None) -> Path:
+    """Phase 3, one row per seed rerun (`bench seeds`)."""
+    return seeds_dir(study, root) / "seeds.csv"
+
+
+def seeds_summary_path(study: str, root: Path | None = None) -> Path:
+    """Phase 3, per variant: the report's seed-rerun table."""
+    return seeds_dir(study, root) / "summary.csv"
+
+
+MANIFEST_FILE = "manifest.json"  # a trial's sealed manifest, outside its own file checksums
 
 
 def manifest_path(tdir: Path) -> Path:
-    return tdir / "manifest.json"
+    return tdir / MANIFEST_FILE
+
+
+def config_path(tdir: Path) -> Path:
+    """A trial's resolved config, hyperparameters and seeds."""
+    return tdir / "config.json"
+
+
+METRICS_LOG = "metrics.jsonl"  # a trial's append-only log, as the manifest's file checksums name it
+
+
+def metrics_path(tdir: Path) -> Path:
+    return tdir / METRICS_LOG
+
+
+AUDIT_DIR = "audit"  # in a study folder: the last `bench audit` and its reruns (never exported)
 
 
 def audit_dir(study: str, root: Path | None = None) -> Path:
-    return study_dir(study, root) / "audit"
+    return study_dir(study, root) / AUDIT_DIR
+
+
+def audit_rerun_dir(scratch: Path, phase: str, variant: str, number: int, k: int) -> Path:
+    """Rerun k of a trial by `bench audit`, under audit/scratch/."""
+    return scratch / phase / variant / trial_dir_name(number) / f"rerun-{k}"
 
 
 def checkpoint_path(tdir: Path, step: int) -> Path:
@@ -134,6 +173,12 @@ def densities(tdir: Path) -> list[tuple[int, Path]]:
     return sorted((int(p.stem.rsplit("-", 1)[1]), p) for p in folder.glob("density-*.npz")) if folder.is_dir() else []
 
 
+def checkpoint_files(tdir: Path) -> list[Path]:
+    """Every saved weights file of a trial (G's and its moving average's), by name."""
+    folder = tdir / "checkpoints"
+    return sorted(folder.glob("*.pt")) if folder.is_dir() else []
+
+
 def sample_grid_path(tdir: Path) -> Path:
     return tdir / "samples.png"
 
@@ -161,8 +206,16 @@ def report_dir(study: str, root: Path | None = None) -> Path:
     return study_dir(study, root) / "report"
 
 
+STORAGE_FILE = "optuna.db"  # the embedded storage of a study folder (SQLite)
+
+
+def storage_file(sdir: Path) -> Path:
+    """The embedded storage in a study's results folder."""
+    return sdir / STORAGE_FILE
+
+
 def default_storage_url(study: str, root: Path | None = None) -> str:
-    return f"sqlite:///{study_dir(study, root) / 'optuna.db'}"
+    return f"sqlite:///{storage_file(study_dir(study, root))}"
 
 
 def _jsonable(obj: Any) -> Any:

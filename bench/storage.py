@@ -83,8 +83,8 @@ def resolve_url(cfg: Any, cli_url: str | None = None, create: bool = True) -> st
         sdir = records.study_dir(cfg.name)
         if create:
             records.ensure_writable(sdir)
-        elif not (sdir / "optuna.db").is_file():
-            raise HarnessError(f"study {cfg.name!r} has no results yet ({sdir / 'optuna.db'} does not exist); "
+        elif not records.storage_file(sdir).is_file():
+            raise HarnessError(f"study {cfg.name!r} has no results yet ({records.storage_file(sdir)} does not exist); "
                                f"run `bench study {cfg.name} --variant <name>` first, or pass --storage")
         url = records.default_storage_url(cfg.name)
     return url

@@ -19,7 +19,7 @@ from typing import Any
 
 import optuna
 
-from bench import storage
+from bench import records, storage
 from bench.benchmarks import benchmark
 from bench.benchmarks.timing import median, side_by_side, timed
 
@@ -41,7 +41,7 @@ def cli_speed(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-cli-speed-") as tmp:
         # A started study to report on: `quick` with one of its variants created, the rest counted.
         (Path(tmp) / "quick").mkdir()
-        st = storage.open_storage(f"sqlite:///{Path(tmp) / 'quick' / 'optuna.db'}", heartbeat=False)
+        st = storage.open_storage(records.default_storage_url("quick", Path(tmp)), heartbeat=False)
         optuna.create_study(study_name="quick:wgan", storage=st)
         st.engine.dispose()
         env = {**os.environ, "BENCH_RESULTS": tmp, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -34,7 +34,7 @@ def _cpu() -> float:
 
 @benchmark("report_10k")
 def report_10k(quick: bool) -> dict[str, Any]:
-    from bench import storage
+    from bench import records, storage
     from bench.report import synthetic, write_report
 
     per_variant = 500 if quick else 2500
@@ -42,7 +42,7 @@ def report_10k(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "results" / "synthetic"
         folder.mkdir(parents=True)
-        url = f"sqlite:///{folder}/optuna.db"
+        url = records.default_storage_url("synthetic", folder.parent)
         exported = synthetic.synthetic_export(per_variant)
         synthetic.write_sqlite(url, exported)
         synthetic.check_sqlite(url, exported)

@@ -62,11 +62,11 @@ def resolve(source: Any, storage_url: str | None = None) -> tuple[str, str | Non
     if isinstance(source, str) and "://" in source:
         return source, None, None
     folder = Path(source).resolve()
-    db = folder / "optuna.db"
+    db = records.storage_file(folder)
     if storage_url:
         return storage_url, folder.name, folder
     if not db.is_file():
-        raise ConfigError(f"{folder} holds no optuna.db; pass the study's storage URL (--storage or $BENCH_STORAGE)")
+        raise ConfigError(f"{folder} holds no {records.STORAGE_FILE}; pass the study's storage URL (--storage or $BENCH_STORAGE)")
     return f"sqlite:///{db}", folder.name, folder
 
 

@@ -33,7 +33,7 @@ from bench.errors import ConfigError, HarnessError
 from bench.trial import manifest
 
 FORMAT = "bench-export/1"
-SKIP_TOP = {"optuna.db", "optuna.db-journal", "optuna.db-wal", "optuna.db-shm", "audit"}
+SKIP_TOP = {records.STORAGE_FILE, *(records.STORAGE_FILE + x for x in ("-journal", "-wal", "-shm")), records.AUDIT_DIR}
 
 
 def study_files(sdir: Path) -> list[str]:

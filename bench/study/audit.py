@@ -162,7 +162,7 @@ def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]], appends: lis
             a.fail(f"files.{rel}", "recorded in the manifest, missing from the trial folder")
             continue
         size = path.stat().st_size
-        if rel == "metrics.jsonl" and size >= rec["bytes"] and manifest.sha256_file(path, rec["bytes"]) == rec["sha256"]:
+        if rel == records.METRICS_LOG and size >= rec["bytes"] and manifest.sha256_file(path, rec["bytes"]) == rec["sha256"]:
             a.files_verified += 1
             check_appends(a, path, rec["bytes"], appends)
         elif size == rec["bytes"] and manifest.sha256_file(path) == rec["sha256"]:
@@ -180,11 +180,11 @@ def check_files(a: TrialAudit, recorded: dict[str, dict[str, Any]], appends: lis
 
 def recorded_log(tdir: Path, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The metrics log as it was when the trial ended (its recorded prefix)."""
-    path = tdir / "metrics.jsonl"
+    path = records.metrics_path(tdir)
     if not path.is_file():
         return []
     data = path.read_bytes()
-    n = files.get("metrics.jsonl", {}).get("bytes", len(data))
+    n = files.get(records.METRICS_LOG, {}).get("bytes", len(data))
     return list(records.parse_jsonl(data[:n], path))  # a damaged line raises HarnessError naming it (issue #10)
 
 
@@ -273,34 +273,55 @@ def recompute_sealed(sealed: list[records.Append], cfg: Any, variant: str, sdir:
 
 def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_spec: str | None, scratch: Path,
                 log: Callable[[str], None]) -> TrialAudit:
-    from bench.gan.variants import VARIANTS
-    from bench.study.runner import optuna_study_name
-    from bench.trial.train import resolve_device, run_trial
-
+    """Check one trial's records, compare its manifest with one made here, and rerun it `reruns` times."""
     a = TrialAudit(ref)
-    tdir = ref.folder
+    stored = _check_records(a)
+    if stored is None:
+        return a
+    rec, log_rec = stored
+    if not records.config_path(ref.folder).is_file():
+        a.fail("config.json", "missing: the trial cannot be rerun")
+        return a
+    made = _compare_with_manifest_made_here(a, rec, url, device_spec)
+    if made is None:
+        return a
+    if ref.state == "fail" and reruns:
+        log(f"  {a.label}: failed with an error when it ran; its records are verified, it is not rerun")
+        reruns = 0
+    until = None  # a pruned trial is rerun up to the step where it was pruned
+    if ref.outcome == "pruned":
+        until = max((r["step"] for r in log_rec if r.get("kind") == "eval"), default=0)
+    for k in range(reruns):
+        _rerun(a, k, made, rec, log_rec, until, tolerance, scratch, log)
+    return a
+
+
+def _check_records(a: TrialAudit) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """The stored records against each other: manifest seal and config hash, file checksums and sealed
+    appends, the storage's outcome and value against the metrics log. (manifest, recorded log), or
+    None when there is nothing further to check."""
+    ref, tdir = a.ref, a.ref.folder
     if ref.state == "fail" and ref.outcome != "failed":  # killed, interrupted, aborted or over budget: redone as another trial
         a.drift("state", f"the trial did not end ({ref.outcome or 'killed; stale'}) and was redone as another trial; "
                          "it holds no result to audit")
-        return a
+        return None
     if not tdir.is_dir():
         a.fail("folder", f"{tdir} does not exist")
-        return a
-    mpath, cpath = records.manifest_path(tdir), tdir / "config.json"
-    if not mpath.is_file():
+        return None
+    if not records.manifest_path(tdir).is_file():
         a.fail("manifest.json", "missing: the trial was made before manifests, or the file was removed")
-        return a
+        return None
     try:  # issue #10: a damaged record is a finding of the audit, not a crash
         rec = manifest.read(tdir)
     except HarnessError as e:
         a.fail("manifest.json", str(e))
-        return a
+        return None
     if not manifest.seal_ok(rec):
         a.fail("manifest.seal", "manifest.json was edited after the trial ended (its seal does not match its content)")
     if rec.get("config_sha256") != manifest.sha256_bytes(manifest.canonical(rec.get("config", {}))):
         a.fail("config_sha256", "does not match the recorded config")
     check_files(a, rec.get("files") or {}, list(rec.get("appends") or []))
-    if rec.get("appends") and "metrics.jsonl" not in (rec.get("files") or {}):
+    if rec.get("appends") and records.METRICS_LOG not in (rec.get("files") or {}):
         a.fail("appends", "the manifest seals appends to a metrics log it recorded no checksum of")
     if rec.get("files") is None:
         a.fail("files", "no checksums recorded: the trial never ended (killed?)")
@@ -314,11 +335,26 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
     objective = rec.get("metrics", {}).get("objective")
     if ref.state == "complete" and objective and ref.value is not None and rel_diff(ref.value, best_of(log_rec, objective)) > 0:
         a.fail("storage.value", f"the storage holds {ref.value!r}, the metrics log's best {objective} is {best_of(log_rec, objective)!r}")
-    if not cpath.is_file():
-        a.fail("config.json", "missing: the trial cannot be rerun")
-        return a
+    return rec, log_rec
 
-    # A manifest made here from config.json: every difference is named and classified.
+
+@dataclass
+class _Rerunnable:
+    """What a rerun needs, read back from config.json."""
+    cfg: Any
+    hp: dict[str, Any]
+    seeds: dict[str, int]
+    device: Any
+
+
+def _compare_with_manifest_made_here(a: TrialAudit, rec: dict[str, Any], url: str, device_spec: str | None) -> _Rerunnable | None:
+    """A manifest made here from config.json, compared with the recorded one: every difference is
+    named, identity fields fail and the environment drifts. None when config.json cannot be read back."""
+    from bench.study.runner import optuna_study_name
+    from bench.trial.train import resolve_device
+
+    ref = a.ref
+    cpath = records.config_path(ref.folder)
     try:
         cj = records.read_json(cpath)
         cfg = parse_study(cj["config"], str(cpath))
@@ -329,61 +365,63 @@ def audit_trial(ref: TrialRef, url: str, reruns: int, tolerance: float, device_s
                               optuna_study_name(cfg, ref.variant) + suffix)
     except (HarnessError, KeyError) as e:
         a.fail("config.json", f"cannot be read back: {type(e).__name__}: {e}")
-        return a
+        return None
     for d in manifest.compare(rec, here):
         (a.fail if d.kind == "identity" else a.drift)(d.field, d.text())
+    return _Rerunnable(cfg, hp, seeds, device)
 
-    if ref.state == "fail" and reruns:
-        log(f"  {a.label}: failed with an error when it ran; its records are verified, it is not rerun")
-        reruns = 0
-    until = None
-    if ref.outcome == "pruned":
-        until = max((r["step"] for r in log_rec if r.get("kind") == "eval"), default=0)
-    for k in range(reruns):
-        sdir = scratch / ref.phase / ref.variant / f"trial-{ref.number:04d}" / f"rerun-{k}"
-        shutil.rmtree(sdir, ignore_errors=True)
-        sdir.mkdir(parents=True)
-        t0 = time.perf_counter()
 
-        def stop(step: int, value: float) -> None:
-            if until is not None and step >= until:
-                raise _StopRerun()
+def _rerun(a: TrialAudit, k: int, made: _Rerunnable, rec: dict[str, Any], log_rec: list[dict[str, Any]], until: int | None,
+           tolerance: float, scratch: Path, log: Callable[[str], None]) -> None:
+    """Rerun k of the trial into scratch/: every logged number, every sealed evaluation, the outcome,
+    the extractors and the checkpoints' checksums against the records."""
+    from bench.gan.variants import VARIANTS
+    from bench.trial.train import run_trial
 
-        result, error = None, ""
-        try:
-            result = run_trial(cfg, VARIANTS[ref.variant], hp, seeds, sdir, device, stop)
-        except _StopRerun:
-            pass
-        except Exception as e:  # the rerun failing is a finding, not a crash of the audit
-            error = f"{type(e).__name__}: {e}"
-        seconds = time.perf_counter() - t0
-        new_log = list(records.read_jsonl(sdir / "metrics.jsonl")) if (sdir / "metrics.jsonl").is_file() else []
-        fails, worst, n = compare_logs(log_rec, new_log, tolerance, until)
-        if a.sealed and not error:
-            more, w2, n2 = recompute_sealed(a.sealed, cfg, ref.variant, sdir, device, tolerance)
-            fails, worst, n = fails + more, max(worst, w2), n + n2
-        info = {"index": k, "seconds": round(seconds, 2), "numbers_compared": n, "max_rel_diff": worst,
-                "first_difference": fails[0].field if fails else None,
-                "bit_identical": n > 0 and worst == 0.0 and not fails, "sealed_evaluations": len(a.sealed), "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
-        if error:
-            a.fail(f"rerun {k}", f"raised {error}")
-        for c in fails:
-            a.checks.append(Check(f"rerun {k}: {c.field}", c.status, c.message))
-        if result is not None:
-            if ref.outcome in ("complete", "diverged") and result.outcome != ref.outcome:
-                a.fail(f"rerun {k}: status", f"recorded {ref.outcome!r}, rerun {result.outcome!r} ({result.reason})")
-            for d in manifest.compare({"metrics": {"extractors": rec.get("metrics", {}).get("extractors", {})}},
-                                      {"metrics": {"extractors": manifest.extractors_of(result)}}):
-                (a.fail if d.kind == "identity" else a.drift)(f"rerun {k}: {d.field}", d.text())
-        ckpts = sorted((sdir / "checkpoints").glob("*.pt")) if (sdir / "checkpoints").is_dir() else []
-        recorded_files = rec.get("files") or {}
-        same = [manifest.sha256_file(p) == recorded_files.get(f"checkpoints/{p.name}", {}).get("sha256") for p in ckpts]
-        info["checkpoints_identical"] = f"{sum(same)}/{len(same)}"
-        a.reruns.append(info)
-        verdict = "bit-identical" if info["bit_identical"] else f"max relative difference {worst:.3g}"
-        log(f"  {a.label}: rerun {k} {verdict} over {n} numbers, weights identical {info['checkpoints_identical']} ({seconds:.1f}s)"
-            + (f"; first beyond tolerance: {fails[0].field}" if fails else ""))
-    return a
+    ref = a.ref
+    sdir = records.audit_rerun_dir(scratch, ref.phase, ref.variant, ref.number, k)
+    shutil.rmtree(sdir, ignore_errors=True)
+    sdir.mkdir(parents=True)
+    t0 = time.perf_counter()
+
+    def stop(step: int, value: float) -> None:
+        if until is not None and step >= until:
+            raise _StopRerun()
+
+    result, error = None, ""
+    try:
+        result = run_trial(made.cfg, VARIANTS[ref.variant], made.hp, made.seeds, sdir, made.device, stop)
+    except _StopRerun:
+        pass
+    except Exception as e:  # the rerun failing is a finding, not a crash of the audit
+        error = f"{type(e).__name__}: {e}"
+    seconds = time.perf_counter() - t0
+    new_log = list(records.read_jsonl(records.metrics_path(sdir))) if records.metrics_path(sdir).is_file() else []
+    fails, worst, n = compare_logs(log_rec, new_log, tolerance, until)
+    if a.sealed and not error:
+        more, w2, n2 = recompute_sealed(a.sealed, made.cfg, ref.variant, sdir, made.device, tolerance)
+        fails, worst, n = fails + more, max(worst, w2), n + n2
+    info = {"index": k, "seconds": round(seconds, 2), "numbers_compared": n, "max_rel_diff": worst,
+            "first_difference": fails[0].field if fails else None,
+            "bit_identical": n > 0 and worst == 0.0 and not fails, "sealed_evaluations": len(a.sealed), "outcome": result.outcome if result else ("pruned" if until is not None and not error else "failed")}
+    if error:
+        a.fail(f"rerun {k}", f"raised {error}")
+    for c in fails:
+        a.checks.append(Check(f"rerun {k}: {c.field}", c.status, c.message))
+    if result is not None:
+        if ref.outcome in ("complete", "diverged") and result.outcome != ref.outcome:
+            a.fail(f"rerun {k}: status", f"recorded {ref.outcome!r}, rerun {result.outcome!r} ({result.reason})")
+        for d in manifest.compare({"metrics": {"extractors": rec.get("metrics", {}).get("extractors", {})}},
+                                  {"metrics": {"extractors": manifest.extractors_of(result)}}):
+            (a.fail if d.kind == "identity" else a.drift)(f"rerun {k}: {d.field}", d.text())
+    ckpts = records.checkpoint_files(sdir)
+    recorded_files = rec.get("files") or {}
+    same = [manifest.sha256_file(p) == recorded_files.get(p.relative_to(sdir).as_posix(), {}).get("sha256") for p in ckpts]
+    info["checkpoints_identical"] = f"{sum(same)}/{len(same)}"
+    a.reruns.append(info)
+    verdict = "bit-identical" if info["bit_identical"] else f"max relative difference {worst:.3g}"
+    log(f"  {a.label}: rerun {k} {verdict} over {n} numbers, weights identical {info['checkpoints_identical']} ({seconds:.1f}s)"
+        + (f"; first beyond tolerance: {fails[0].field}" if fails else ""))
 
 
 # ---------------------------------------------------------------- the whole audit

@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import errno
 import os
-import platform
 import socket
 import sys
 import time
 import traceback
 import warnings
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -55,11 +56,6 @@ NOT_IN_DIGEST = ("trials", "description", "storage", "variants", "budget_steps",
 
 class GiveBack(Exception):
     """A trial asked for when the budget had no room for it: recorded as over_budget, not counted."""
-
-
-def counts_toward_budget(t: optuna.trial.FrozenTrial) -> bool:
-    """Kept for callers of the foundation's name; the rule lives in budget.py."""
-    return budget_mod.counts(t)
 
 
 def main_variants(cfg: StudyConfig, variant: str) -> list[str]:
@@ -99,19 +95,6 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def environment(device: torch.device) -> dict[str, Any]:
-    env = {
-        "python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
-        "optuna": optuna.__version__, "device": str(device),
-    }
-    if device.type == "cuda":
-        env["device_name"] = torch.cuda.get_device_name(device)
-        env["cuda"] = torch.version.cuda
-    else:
-        env["device_name"] = platform.processor() or platform.machine()
-    return env
-
-
 def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True) -> optuna.Study:
     """Create (create=True) or join the study of one variant. Creating records the budget."""
     st = storage.open_storage(url)
@@ -144,127 +127,183 @@ def frozen(study: optuna.Study, number: int) -> optuna.trial.FrozenTrial:
     return next(t for t in study.get_trials(deepcopy=False) if t.number == number)
 
 
-def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url: str, study: optuna.Study,
-                   progress: bool, last: dict[str, Any]) -> Callable[[optuna.Trial], float]:
-    metric = cfg.eval.metrics[0]
-    device_name = environment(device)["device_name"]
+@dataclass(frozen=True)
+class Phase:
+    """What differs between a search trial and a seed rerun (phase 3, seeds.py); everything else - the
+    trial folder and its records, the manifest, Ctrl-C and full-disk handling, re-queueing - is one
+    objective (`make_objective`). A re-queued trial keeps its `origin`, and with it its seeds."""
+    name: str  # "search" or "seeds": the manifest's phase
+    folder: Callable[[int], Path]  # trial number -> its folder (records.py)
+    seeds: Callable[[int], dict[str, int]]  # origin -> the trial's seeds
+    hparams: Callable[[optuna.Trial, optuna.trial.FrozenTrial], dict[str, Any]]  # the trial's hyperparameters
+    recorded: Callable[[optuna.trial.FrozenTrial, int], dict[str, Any]]  # (trial, origin) -> config.json's own fields
+    summary: Callable[[optuna.trial.FrozenTrial, int], dict[str, Any]]  # (trial, origin) -> the storage's own user attributes
+    budgeted: bool = True  # give back a trial the stored budget has no room for (GiveBack)
+    pruned: bool = True  # report evaluations to the pruner
 
-    def objective(trial: optuna.Trial) -> float:
-        last["number"] = trial.number
-        me = frozen(study, trial.number)
-        origin = storage.origin(me)
-        trial.set_user_attr("origin", origin)
-        trial.set_user_attr("worker", worker_id())
-        why = budget_mod.admits(study.get_trials(deepcopy=False), trial.number, stored_budget(study, cfg), cfg.train.steps)
-        if why:
-            trial.set_user_attr("outcome", "over_budget")
-            trial.set_user_attr("reason", why)
-            if me.params or "fixed_params" in me.system_attrs:  # it came from the queue: put it back
-                storage.requeue(study, me, retry=False)
-            raise GiveBack(why)
 
-        t0 = time.perf_counter()
-        spent = {"steps": 0}
-        tdir = records.trial_dir(cfg.name, variant.name, trial.number)
-        bar = None
+def search_phase(cfg: StudyConfig, variant: Variant, study: optuna.Study) -> Phase:
+    """A search trial: hyperparameters from the sampler (trial 0: the paper default), seeds of its origin."""
 
-        def on_progress(step: int) -> None:
-            spent["steps"] = step
-            if bar is not None:
-                bar.update(step - bar.n)
-
-        def on_eval(step: int, value: float) -> None:
-            spent["steps"] = step
-            if bar is not None:
-                bar.set_postfix_str(f"{metric} {value:.4g}")
-            trial.report(value, step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned by {cfg.study.pruner} at D step {step} with {metric} = {value:.4g}")
-
-        def end(outcome: str, reason: str = "", log: dict[str, Any] | None = None) -> None:
-            for key, value in {"outcome": outcome, "steps": spent["steps"], "seconds": round(time.perf_counter() - t0, 3)}.items():
-                trial.set_user_attr(key, value)
-            if reason:
-                trial.set_user_attr("error" if outcome == "failed" else "reason", reason)
-            if log and tdir.is_dir():
-                try:
-                    records.append_jsonl(tdir / "metrics.jsonl", log)
-                except OSError:
-                    pass  # the disk that stopped the trial may refuse this line too; the storage holds the reason
-
-        def stop(e: BaseException) -> None:
-            """Ctrl-C/SIGTERM ("interrupted") or the machine ("aborted"): record, re-queue the same
-            parameters and seeds, and have run_worker stop after Optuna has recorded the trial."""
-            interrupted = isinstance(e, KeyboardInterrupt)
-            outcome = "interrupted" if interrupted else "aborted"
-            reason = "interrupted (Ctrl-C / SIGINT or SIGTERM)" if interrupted else str(e)
-            end(outcome, reason, {"kind": outcome, "step": spent["steps"], "reason": reason})
-            now = frozen(study, trial.number)
-            # Not when nothing was drawn yet (a fresh trial replaces it), nor when another worker
-            # already failed it as stale (and re-queued it).
-            if now.state == optuna.trial.TrialState.RUNNING and (now.params or "fixed_params" in now.system_attrs):
-                storage.requeue(study, now, retry=True)
-            if not interrupted:
-                last["stopped"] = e
-
-        # From here on the trial is ours: whatever ends it (Ctrl-C included) is recorded.
-        result = None
-        try:
-            hp, seeds = prepare(trial, me, origin, tdir)
-            if progress:
-                bar = _progress_bar(f"{cfg.name}/{variant.name} trial {trial.number}", cfg.train.steps)
-            result = run_trial(cfg, variant, hp, seeds, tdir, device, on_eval, on_progress)
-            for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
-                               "seconds": round(result.seconds, 3), "best_step": result.best_step,
-                               "evaluations": result.evaluations}.items():
-                trial.set_user_attr(key, value)
-            return result.value
-        except optuna.TrialPruned as e:
-            end("pruned", str(e))
-            raise
-        except (KeyboardInterrupt, HarnessError) as e:  # not the hyperparameters' fault: redo the trial
-            stop(e)
-            raise
-        except Exception as e:
-            if isinstance(e, OSError) and e.errno in _MACHINE_ERRNOS:
-                stop(HarnessError(f"{e.filename or tdir}: {e.strerror}; free space (or fix the folder's permissions) "
-                                  "and run the same command again to redo this trial"))
-                raise
-            end("failed", f"{type(e).__name__}: {e}", {"kind": "failed", "error": traceback.format_exc()})
-            raise
-        finally:
-            if bar is not None:
-                bar.close()
-            # After every record above, the failure line included: the manifest's checksums cover them.
-            manifest.finish(tdir, result, trial.user_attrs.get("outcome"))
-
-    def prepare(trial: optuna.Trial, me: optuna.trial.FrozenTrial, origin: int, tdir: Any) -> tuple[dict[str, Any], dict[str, int]]:
-        """Hyperparameters, seeds (those of the origin), the trial folder and its recorded config."""
+    def hparams(trial: optuna.Trial, me: optuna.trial.FrozenTrial) -> dict[str, Any]:
         with warnings.catch_warnings():
             # A paper default may lie outside the narrow range (wgan's 5e-5); Optuna says so, rightly.
             warnings.filterwarnings("ignore", message="Fixed parameter .* is out of range")
             hp = space.suggest(trial, variant.space(cfg.study.space, cfg.study.fixed))
         if me.user_attrs.get("paper_default"):
             hp = variant.defaults_in(cfg.study.space, cfg.study.fixed)  # sample 0 is the authors' setting, fixed values included
-        seeds = trial_seeds(cfg.study.seed, origin)
+        return hp
+
+    search = {"sampler": cfg.study.sampler, "pruner": cfg.study.pruner, "space": cfg.study.space}
+
+    def recorded(me: optuna.trial.FrozenTrial, origin: int) -> dict[str, Any]:
+        return {**search, "paper_default": bool(me.user_attrs.get("paper_default")), "budget": stored_budget(study, cfg).to_dict()}
+
+    return Phase("search", lambda n: records.trial_dir(cfg.name, variant.name, n),
+                 lambda origin: trial_seeds(cfg.study.seed, origin), hparams, recorded, lambda me, origin: search)
+
+
+def make_objective(cfg: StudyConfig, variant: Variant, device: torch.device, url: str, study: optuna.Study,
+                   progress: bool, last: dict[str, Any], phase: Phase | None = None) -> Callable[[optuna.Trial], float]:
+    """Optuna's objective: one trial of `phase` (the search by default) per call, recorded however it ends.
+    `last` tells run_worker the trial's number and, when the machine stopped it, why."""
+    phase = phase or search_phase(cfg, variant, study)
+
+    def objective(trial: optuna.Trial) -> float:
+        return _TrialRun(cfg, variant, device, url, study, phase, trial, last).run(progress)
+
+    return objective
+
+
+class _TrialRun:
+    """One call of the objective: admit the trial, prepare its folder, train, and record the outcome."""
+
+    def __init__(self, cfg: StudyConfig, variant: Variant, device: torch.device, url: str, study: optuna.Study,
+                 phase: Phase, trial: optuna.Trial, last: dict[str, Any]):
+        self.cfg, self.variant, self.device, self.url, self.study, self.phase = cfg, variant, device, url, study, phase
+        self.trial, self.last = trial, last
+        self.metric = cfg.eval.metrics[0]
+        self.me = frozen(study, trial.number)
+        self.origin = storage.origin(self.me)
+        self.tdir = phase.folder(trial.number)
+        self.t0 = time.perf_counter()
+        self.steps = 0
+        self.bar: Any = None
+
+    def run(self, progress: bool) -> float:
+        trial = self.trial
+        self.last["number"] = trial.number
+        trial.set_user_attr("origin", self.origin)
+        trial.set_user_attr("worker", worker_id())
+        if self.phase.budgeted:
+            self.give_back_without_room()
+        # From here on the trial is ours: whatever ends it (Ctrl-C included) is recorded.
+        result = None
+        try:
+            hp, seeds = self.prepare()
+            if progress:
+                self.bar = _progress_bar(f"{self.cfg.name}/{self.variant.name} trial {trial.number}", self.cfg.train.steps)
+            result = run_trial(self.cfg, self.variant, hp, seeds, self.tdir, self.device, self.on_eval, self.on_progress)
+            for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
+                               "seconds": round(result.seconds, 3), "best_step": result.best_step,
+                               "evaluations": result.evaluations}.items():
+                trial.set_user_attr(key, value)
+            return result.value
+        except optuna.TrialPruned as e:
+            self.end("pruned", str(e))
+            raise
+        except (KeyboardInterrupt, HarnessError) as e:  # not the hyperparameters' fault: redo the trial
+            self.stop(e)
+            raise
+        except Exception as e:
+            if isinstance(e, OSError) and e.errno in _MACHINE_ERRNOS:
+                self.stop(HarnessError(f"{e.filename or self.tdir}: {e.strerror}; free space (or fix the folder's permissions) "
+                                       "and run the same command again to redo this trial"))
+                raise
+            self.end("failed", f"{type(e).__name__}: {e}", {"kind": "failed", "error": traceback.format_exc()})
+            raise
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+            # After every record above, the failure line included: the manifest's checksums cover them.
+            manifest.finish(self.tdir, result, trial.user_attrs.get("outcome"))
+
+    def give_back_without_room(self) -> None:
+        """Raise GiveBack (recorded as over_budget, its queued parameters put back) when the budget has no room."""
+        why = budget_mod.admits(self.study.get_trials(deepcopy=False), self.trial.number,
+                                stored_budget(self.study, self.cfg), self.cfg.train.steps)
+        if why:
+            self.trial.set_user_attr("outcome", "over_budget")
+            self.trial.set_user_attr("reason", why)
+            if self.me.params or "fixed_params" in self.me.system_attrs:  # it came from the queue: put it back
+                storage.requeue(self.study, self.me, retry=False)
+            raise GiveBack(why)
+
+    def prepare(self) -> tuple[dict[str, Any], dict[str, int]]:
+        """Hyperparameters, seeds (those of the origin), the trial folder and its recorded config."""
+        cfg, trial, tdir = self.cfg, self.trial, self.tdir
+        hp = self.phase.hparams(trial, self.me)
+        seeds = self.phase.seeds(self.origin)
         if tdir.exists():  # left by an earlier storage: keep it, never overwrite
             tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
         tdir.mkdir(parents=True)
-        records.write_json(tdir / "config.json", {
-            "study": cfg.name, "variant": variant.name, "recipe": variant.recipe(), "trial": trial.number, "origin": origin, "hparams": hp,
-            "seeds": seeds, "eval_seed": cfg.eval.seed, "sampler": cfg.study.sampler, "pruner": cfg.study.pruner,
-            "space": cfg.study.space, "paper_default": bool(me.user_attrs.get("paper_default")),
-            "budget": stored_budget(study, cfg).to_dict(), "config": public_config(cfg), "config_digest": cfg.digest(),
-            "storage": storage.mask(url), "worker": worker_id(), "environment": environment(device),
+        env = manifest.environment(self.device)
+        records.write_json(records.config_path(tdir), {
+            "study": cfg.name, "variant": self.variant.name, "recipe": self.variant.recipe(), "trial": trial.number,
+            "origin": self.origin, "hparams": hp, "seeds": seeds, "eval_seed": cfg.eval.seed,
+            **self.phase.recorded(self.me, self.origin), "config": public_config(cfg), "config_digest": cfg.digest(), "storage": storage.mask(self.url),
+            "worker": worker_id(), "environment": env,
         })
-        manifest.begin(tdir, cfg, variant.name, trial.number, hp, seeds, device, url)
-        for key, value in {"hparams": hp, "seeds": seeds, "sampler": cfg.study.sampler, "pruner": cfg.study.pruner,
-                           "space": cfg.study.space, "device": str(device), "device_name": device_name,
-                           "trial_dir": str(tdir)}.items():
+        manifest.begin(tdir, cfg, self.variant.name, trial.number, hp, seeds, self.device, self.url, self.phase.name,
+                       self.study.study_name)
+        for key, value in {"hparams": hp, "seeds": seeds, **self.phase.summary(self.me, self.origin),
+                           "device": str(self.device), "device_name": env["device_name"], "trial_dir": str(tdir)}.items():
             trial.set_user_attr(key, value)
         return hp, seeds
 
-    return objective
+    def on_progress(self, step: int) -> None:
+        self.steps = step
+        if self.bar is not None:
+            self.bar.update(step - self.bar.n)
+
+    def on_eval(self, step: int, value: float) -> None:
+        self.steps = step
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{self.metric} {value:.4g}")
+        if not self.phase.pruned:
+            return
+        self.trial.report(value, step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned by {self.cfg.study.pruner} at D step {step} with {self.metric} = {value:.4g}")
+
+    def end(self, outcome: str, reason: str = "", log: dict[str, Any] | None = None) -> None:
+        """Record how the trial ended, in the storage and (when given) as the metrics log's last line."""
+        for key, value in {"outcome": outcome, "steps": self.steps, "seconds": round(time.perf_counter() - self.t0, 3)}.items():
+            self.trial.set_user_attr(key, value)
+        if reason:
+            self.trial.set_user_attr("error" if outcome == "failed" else "reason", reason)
+        if log and self.tdir.is_dir():
+            try:
+                records.append_jsonl(records.metrics_path(self.tdir), log)
+            except OSError:
+                pass  # the disk that stopped the trial may refuse this line too; the storage holds the reason
+
+    def stop(self, e: BaseException) -> None:
+        """Ctrl-C/SIGTERM ("interrupted") or the machine ("aborted"): record, re-queue the same
+        parameters and seeds, and have run_worker stop after Optuna has recorded the trial."""
+        interrupted = isinstance(e, KeyboardInterrupt)
+        outcome = "interrupted" if interrupted else "aborted"
+        reason = "interrupted (Ctrl-C / SIGINT or SIGTERM)" if interrupted else str(e)
+        self.end(outcome, reason, {"kind": outcome, "step": self.steps, "reason": reason})
+        now = frozen(self.study, self.trial.number)
+        # Not when another worker already failed it as stale (and re-queued it); nor, in the search,
+        # when nothing was drawn yet (a fresh trial replaces it). A seed rerun draws nothing: its
+        # number is its seed index, so its copy is queued to keep it (the copy's origin).
+        drawn = now.params or "fixed_params" in now.system_attrs or self.phase.name != "search"
+        if now.state == optuna.trial.TrialState.RUNNING and drawn:
+            storage.requeue(self.study, now, retry=True)
+        if not interrupted:
+            self.last["stopped"] = e
 
 
 def _progress_bar(desc: str, total: int) -> Any:

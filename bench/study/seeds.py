@@ -14,7 +14,11 @@ mean ± std of the best FID over those reruns (PROTOCOL.md); the spread over see
   objective over its checkpoints, as for a search trial.
 - Folders `results/<study>/seeds/<variant>/trial-NNNN/` (records.seed_trial_dir) with config.json,
   manifest.json (phase "seeds"), metrics.jsonl, samples.png and checkpoints, like a search trial.
-- `seeds_frame` gives reports one row per rerun; `bench audit --phase seeds` audits them.
+- Each rerun runs through the runner's objective (runner.make_objective with `seeds_phase`), so it is
+  recorded like a search trial, and one stopped by Ctrl-C, SIGTERM or the machine is re-queued with
+  its seed index and rerun by the next `bench seeds`.
+- `seeds_frame` gives one row per rerun (seeds/seeds.csv); the per-variant table is the report's
+  (report.tables.seeds_table, seeds/summary.csv); `bench audit --phase seeds` audits them.
 
 Running the same command again resumes up to K, as `bench study` does; a larger K adds reruns.
 """
@@ -22,8 +26,7 @@ Running the same command again resumes up to K, as `bench study` does; a larger 
 from __future__ import annotations
 
 import math
-import time
-import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import optuna
@@ -34,9 +37,9 @@ from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS
 from bench.search.samplers import derive_seed
-from bench.study.runner import compat_digest, counts_toward_budget, optuna_study_name
-from bench.trial import manifest
-from bench.trial.train import resolve_device, run_trial, trial_seeds
+from bench.study import budget
+from bench.study.runner import Phase, compat_digest, frozen, make_objective, optuna_study_name
+from bench.trial.train import resolve_device, trial_seeds
 
 SUFFIX = ":seeds"
 
@@ -90,57 +93,39 @@ def open_seeds_study(cfg: StudyConfig, variant: str, url: str, source_trial: int
     return study
 
 
-def make_objective(cfg: StudyConfig, variant: str, device: Any, url: str, study: optuna.Study) -> Callable[[optuna.Trial], float]:
+def seeds_phase(cfg: StudyConfig, variant: str, study: optuna.Study) -> Phase:
+    """Seed reruns as the runner's objective runs them: the source trial's hyperparameters, the seeds of
+    rerun `origin` (a rerun interrupted and re-queued keeps its seed index), never pruned, no budget
+    check of its own (run_seeds counts up to K)."""
     hp, source = study.user_attrs["hparams"], study.user_attrs["source_trial"]
 
-    def objective(trial: optuna.Trial) -> float:
-        seeds = rerun_seeds(cfg.study.seed, trial.number)
-        tdir = records.seed_trial_dir(cfg.name, variant, trial.number)
-        if tdir.exists():  # left by an earlier storage: keep it, never overwrite
-            tdir.rename(tdir.with_name(f"{tdir.name}.stale-{int(time.time())}"))
-        tdir.mkdir(parents=True)
-        records.write_json(tdir / "config.json", {
-            "study": cfg.name, "variant": variant, "trial": trial.number, "phase": "seeds", "seed_index": trial.number,
-            "source_trial": source, "hparams": hp, "seeds": seeds, "eval_seed": cfg.eval.seed, "config": cfg.to_dict(),
-            "config_digest": cfg.digest(), "storage": storage.mask(url),
-        })
-        manifest.begin(tdir, cfg, variant, trial.number, hp, seeds, device, url, phase="seeds", optuna_study=study.study_name)
-        for key, value in {"hparams": hp, "seeds": seeds, "seed_index": trial.number, "source_trial": source,
-                           "device": str(device), "trial_dir": str(tdir)}.items():
-            trial.set_user_attr(key, value)
-        result = None
-        try:
-            result = run_trial(cfg, VARIANTS[variant], hp, seeds, tdir, device)
-        except Exception as e:
-            trial.set_user_attr("outcome", "failed")
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-            records.append_jsonl(tdir / "metrics.jsonl", {"kind": "failed", "error": traceback.format_exc()})
-            raise
-        finally:
-            manifest.finish(tdir, result, trial.user_attrs.get("outcome"))
-        for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
-                           "seconds": round(result.seconds, 3), "best_step": result.best_step,
-                           "evaluations": result.evaluations}.items():
-            trial.set_user_attr(key, value)
-        return result.value
+    def summary(me: optuna.trial.FrozenTrial, origin: int) -> dict[str, Any]:
+        return {"seed_index": origin, "source_trial": source}
 
-    return objective
+    return Phase("seeds", lambda n: records.seed_trial_dir(cfg.name, variant, n), lambda origin: rerun_seeds(cfg.study.seed, origin),
+                 lambda trial, me: dict(hp), lambda me, origin: {"phase": "seeds", **summary(me, origin)}, summary,
+                 budgeted=False, pruned=False)
 
 
 def run_seeds(cfg: StudyConfig, variant: str, url: str, k: int, source_trial: int | None = None,
               device_spec: str | None = None, log: Callable[[str], None] = print) -> optuna.Study:
-    """Rerun a variant's best (or a chosen) configuration until it has K seed reruns."""
+    """Rerun a variant's best (or a chosen) configuration until it has K seed reruns. A rerun stopped
+    by Ctrl-C or the machine is recorded and queued again, as a search trial is (runner.make_objective)."""
     if k <= 0:
         raise ConfigError(f"--seeds {k}: expected a positive integer")
     device = resolve_device(device_spec or cfg.train.device)
     study = open_seeds_study(cfg, variant, url, source_trial)
-    objective = make_objective(cfg, variant, device, url, study)
-    while sum(counts_toward_budget(t) for t in study.get_trials(deepcopy=False)) < k:
+    last: dict[str, Any] = {}
+    objective = make_objective(cfg, VARIANTS[variant], device, url, study, False, last, seeds_phase(cfg, variant, study))
+    while sum(budget.counts(t) for t in study.get_trials(deepcopy=False)) < k:
+        last.clear()
         study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False)
-        last = study.get_trials(deepcopy=False)[-1]
-        value = last.value if last.value is not None else math.nan
-        log(f"[{cfg.name}/{variant} seeds] rerun {last.number} of trial {study.user_attrs['source_trial']}: "
-            f"{last.user_attrs.get('outcome', last.state.name.lower())}, {cfg.eval.metrics[0]} = {value:.4g}")
+        t = frozen(study, last["number"])
+        value = t.value if t.value is not None else math.nan
+        log(f"[{cfg.name}/{variant} seeds] rerun {t.user_attrs.get('seed_index', t.number)} of trial {study.user_attrs['source_trial']}: "
+            f"{t.user_attrs.get('outcome', t.state.name.lower())}, {cfg.eval.metrics[0]} = {value:.4g}")
+        if "stopped" in last:  # the machine's fault: stop with one line (the rerun is queued again)
+            raise last["stopped"]
     return study
 
 
@@ -155,11 +140,11 @@ def seeds_frame(study: str, url: str, variants: list[str] | None = None) -> pd.D
             continue
         s = optuna.load_study(study_name=name, storage=st)
         for t in s.get_trials(deepcopy=False):
-            if t.state in (optuna.trial.TrialState.WAITING, optuna.trial.TrialState.RUNNING):
+            if not t.state.is_finished() or not budget.counts(t):  # running, queued, or stopped and queued again
                 continue
             ua = t.user_attrs
             rows.append({
-                "study": study, "variant": variant, "phase": "seeds", "seed_index": t.number,
+                "study": study, "variant": variant, "phase": "seeds", "seed_index": ua.get("seed_index", t.number),
                 "source_trial": s.user_attrs.get("source_trial"), "source_value": s.user_attrs.get("source_value"),
                 "outcome": ua.get("outcome") or t.state.name.lower(), "value": t.value if t.value is not None else math.nan,
                 "best_step": ua.get("best_step"), "steps": ua.get("steps"), "seconds": ua.get("seconds"), "device": ua.get("device"),
@@ -168,31 +153,12 @@ def seeds_frame(study: str, url: str, variants: list[str] | None = None) -> pd.D
     return pd.DataFrame(rows)
 
 
-def summarize(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Per variant: the source trial and its value, reruns, and the best-FID distribution over seeds (mean ± std as the paper)."""
-    out = []
-    for variant, g in frame.groupby("variant", sort=True):
-        vals = g.loc[g["outcome"].isin(["complete", "diverged"]), "value"].astype(float)
-        finite = vals[vals.map(math.isfinite)]
-        out.append({
-            "variant": variant, "source_trial": g["source_trial"].iloc[0], f"source_{metric}": g["source_value"].iloc[0],
-            "reruns": len(g), "diverged": int((g["outcome"] == "diverged").sum()), "failed": int((g["outcome"] == "failed").sum()),
-            f"{metric}_mean": finite.mean() if len(finite) else math.nan,
-            f"{metric}_std": finite.std(ddof=1) if len(finite) > 1 else math.nan,
-            f"{metric}_min": finite.min() if len(finite) else math.nan,
-            f"{metric}_median": vals.median() if len(vals) else math.nan,
-            f"{metric}_max": finite.max() if len(finite) else math.nan,
-        })
-    return pd.DataFrame(out)
-
-
-def write_tables(cfg: StudyConfig, url: str) -> tuple[pd.DataFrame, Any]:
-    """results/<study>/seeds/seeds.csv (one row per rerun) and summary.csv (per variant)."""
+def write_rows(cfg: StudyConfig, url: str) -> Path:
+    """results/<study>/seeds/seeds.csv: one row per seed rerun (seeds_frame). The per-variant table
+    beside it is the report's (report.tables.seeds_table), written by `bench seeds`."""
     frame = seeds_frame(cfg.name, url)
     if frame.empty:
         raise HarnessError(f"no seed reruns recorded for study {cfg.name!r}")
-    table = summarize(frame, cfg.eval.metrics[0])
-    sdir = records.seeds_dir(cfg.name)
-    records.atomic_write_bytes(sdir / "seeds.csv", frame.to_csv(index=False).encode())
-    records.atomic_write_bytes(sdir / "summary.csv", table.to_csv(index=False).encode())
-    return table, sdir / "summary.csv"
+    path = records.seeds_rows_path(cfg.name)
+    records.atomic_write_bytes(path, frame.to_csv(index=False).encode())
+    return path

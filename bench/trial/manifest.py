@@ -130,6 +130,16 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return {"type": device.type, "name": _cpu_name(), "cpu_count": os.cpu_count()}
 
 
+def environment(device: torch.device) -> dict[str, Any]:
+    """The environment in short, as config.json and the storage's `device_name` show it: the same
+    facts as the manifest's (device_info, software, torch_info), from the same functions."""
+    env = {"python": platform.python_version(), "platform": platform.platform(), "torch": torch.__version__,
+           "optuna": _version("optuna"), "device": str(device), "device_name": device_info(device)["name"]}
+    if device.type == "cuda":
+        env["cuda"] = torch.version.cuda
+    return env
+
+
 def harness_git() -> dict[str, Any]:
     """The commit of the harness checkout and whether its code differs from it (untracked files in bench/ count)."""
     root = Path(__file__).resolve().parent.parent
@@ -173,7 +183,7 @@ def trial_files(tdir: Path) -> list[str]:
     out = []
     for p in sorted(tdir.rglob("*")):
         rel = p.relative_to(tdir).as_posix()
-        if p.is_file() and rel != "manifest.json" and not p.name.startswith("."):
+        if p.is_file() and rel != records.MANIFEST_FILE and not p.name.startswith("."):
             out.append(rel)
     return out
 
@@ -279,14 +289,14 @@ def append_sealed(tdir: Path, record: dict[str, Any], what: dict[str, Any]) -> d
 
     A manifest edited since it was sealed is refused before anything is written: re-sealing it would
     vouch for the edit."""
-    log, mpath = tdir / "metrics.jsonl", records.manifest_path(tdir)
+    log, mpath = records.metrics_path(tdir), records.manifest_path(tdir)
     with _locked(log):
         if mpath.is_file() and not seal_ok(read(tdir)):
             raise HarnessError(f"{mpath}: edited after the trial ended (its seal does not match); not appending to "
                                f"{log} (run `bench audit` to see what changed)")
         offset, line = records.append_jsonl(log, record)
         m = read(tdir) if mpath.is_file() else None  # read after the append: a trial that ended meanwhile is sealed too
-        if m is None or m.get("files") is None or m["files"].get("metrics.jsonl", {}).get("bytes", 0) > offset:
+        if m is None or m.get("files") is None or m["files"].get(records.METRICS_LOG, {}).get("bytes", 0) > offset:
             return None
         entry = {**what, "offset": offset, "bytes": len(line), "sha256": sha256_bytes(line), "when": now()}
         m.setdefault("appends", []).append(entry)

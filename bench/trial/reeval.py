@@ -40,11 +40,6 @@ from bench.metrics.base import extract
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
-def trial_dirs(cfg: StudyConfig, variant: str) -> list[Path]:
-    vdir = records.study_dir(cfg.name) / variant
-    return sorted(p for p in vdir.glob("trial-[0-9][0-9][0-9][0-9]") if p.is_dir())
-
-
 def logged(tdir: Path, names: list[str]) -> set[tuple[int, str]]:
     """(step, metric) pairs that already have a value in a trial's metrics log (sealed records only:
     a record appended by hand does not stop `bench eval` from computing the value)."""
@@ -89,7 +84,7 @@ def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_s
     added: list[dict[str, Any]] = []
     found = 0
     for variant in variants:
-        for tdir in trial_dirs(cfg, variant):
+        for tdir in records.trial_dirs(cfg.name, variant):
             have = logged(tdir, names)
             for step, ckpt in records.scored_checkpoints(tdir, cfg.train.g_ema):
                 found += 1

@@ -184,7 +184,7 @@ def run_trial(
     ctx = metric_context(cfg, data, device)
     objective = cfg.eval.metrics[0]
     z_eval = variant.latent(fixed_z(max(METRICS[m].num_samples for m in cfg.eval.metrics), cfg.model.z_dim, cfg.eval.seed, device))
-    log = tdir / "metrics.jsonl"
+    log = records.metrics_path(tdir)
     B, state = cfg.train.batch_size, dict(variant.initial_state)
     result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
     images = None
@@ -240,5 +240,5 @@ def run_trial(
         result.seconds = time.perf_counter() - t0
         result.extractors = extractor_provenance(ctx)
     if images is not None and torch.isfinite(images).all():
-        records.atomic_write_bytes(tdir / "samples.png", preview.samples_png(images, data.test))
+        records.atomic_write_bytes(records.sample_grid_path(tdir), preview.samples_png(images, data.test))
     return result
