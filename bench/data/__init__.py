@@ -9,7 +9,7 @@ split. Registry entries (PROTOCOL.md, "Datasets"):
   data root: `[data] root` of the study file, else $BENCH_DATA, else ~/.cache/bench/data.
   Missing files are downloaded when the network allows; offline, one error names the dataset,
   the expected folder and how to fetch it.
-- `triangles`, `ring8`, `grid25`, generated and seeded (data_synthetic.py); triangles are cached
+- `triangles`, `ring8`, `grid25`, generated and seeded (synthetic.py); triangles are cached
   under the cache root (records.py) since they take a few seconds to render.
 
 The batch streams that feed a trial are in `stream`; the shared types (`Data`, lazy splits) in `base`.

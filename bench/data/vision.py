@@ -178,7 +178,7 @@ def _celeba_split(root: Path, split: str) -> LazyImages:
 
 
 def load(name: str, root: Path):
-    """The Data of a torchvision dataset (imports data.py lazily: it imports this module lazily)."""
+    """The Data of a torchvision dataset."""
     from bench.data.base import Data
 
     where = str(root / SOURCES[name].folder)

@@ -64,6 +64,3 @@ def minibatch_discrimination(D: nn.Module, hp: Mapping[str, Any]) -> nn.Module:
     parent, name, head = last_linear(D)
     setattr(parent, name, MinibatchDiscrimination(head, int(hp["mbd_kernels"]), int(hp["mbd_kernel_dim"])))
     return D
-
-
-D_OPTIONS: dict[str, DOption] = {"spectral_norm": spectral_norm, "minibatch_discrimination": minibatch_discrimination}

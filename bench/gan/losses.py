@@ -187,6 +187,3 @@ least_squares = Loss("least_squares", least_squares_d, least_squares_g)
 least_squares_logit = Loss("least_squares_logit", least_squares_logit_d, least_squares_logit_g)
 hinge = Loss("hinge", hinge_d, wasserstein_g)
 began = Loss("began", began_d, began_g)
-
-LOSSES: dict[str, Loss] = {loss.name: loss for loss in (minimax, non_saturating, wasserstein, least_squares,
-                                                        least_squares_logit, hinge, began)}

@@ -2,7 +2,7 @@
 
 An `Extractor` maps a batch of 8-bit images (B, C, H, W) on the device to named feature layers,
 and carries what identifies it (name, weights sha256, input preprocessing) into every value it
-produces and into the content key of cached reference statistics (metrics.py).
+produces and into the content key of cached reference statistics (base.py).
 
 `inception`: torch-fidelity's `inception-v3-compat` (fidelity.py), pool3 (2048-d) and pre-bias
 logits; grey images are tiled to 3 channels; weights from the study's `[eval] inception_weights`,

@@ -19,7 +19,7 @@ torch-fidelity pitfalls handled here rather than met:
   it for repeated evaluations.
 - The `np.int` crash with class-conditional generators and the name-only disk cache both live in
   torch-fidelity's input pipeline, which the harness never calls: it generates and extracts itself
-  and caches reference statistics by content (metrics.py).
+  and caches reference statistics by content (base.py).
 """
 
 from __future__ import annotations

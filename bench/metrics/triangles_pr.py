@@ -1,6 +1,6 @@
 """Precision, recall and F1 on `triangles`, in the manner of Lucic et al. 2018, section 5.
 
-The data (data_synthetic.py, compare_gan's generator): 28x28 grey images of one convex triangle
+The data (bench/data/synthetic.py, compare_gan's generator): 28x28 grey images of one convex triangle
 each, its vertex mean at the centre, a pixel the share of its 8x8 subpixel points outside the
 triangle (dark triangle, light ground). The data manifold is known, so quality and coverage can
 be measured apart:

@@ -13,7 +13,7 @@ import pandas as pd
 class Report:
     """Every table of a report; figures are drawn from these by `write` (or in a notebook)."""
 
-    frame: pd.DataFrame  # one row per trial x checkpoint (load.py)
+    frame: pd.DataFrame  # one row per trial x checkpoint (tidy.py)
     best: pd.DataFrame  # one row per trial at its best checkpoint, with `score`
     summary: pd.DataFrame  # per dataset x variant (tables.py)
     curves: pd.DataFrame  # expected best-of-k with bootstrap band (stats.py)
