@@ -97,7 +97,7 @@ def test_the_memory_estimate_counts_the_real_networks_weights_and_scales_with_th
     D = spec.build_d(arch, shape, cfg.model.width, cfg.model.z_dim, spec.defaults_in(cfg.study.space))
     n = sum(p.numel() for p in G.parameters()) + sum(p.numel() for p in D.parameters())
     one, two = fits.need(cfg, v), fits.need(cfg.replace("train", batch_size=32).replace("eval", batch_size=500), v)
-    assert one.weights == 8 * n  # weights and gradients, fp32
+    assert one.weights == 16 * n  # weights, gradients and Adam's two moments, fp32
     assert two.train == 2 * one.train and two.eval == 2 * one.eval and one.train > 0  # activations per sample
 
 
@@ -155,9 +155,9 @@ def test_a_variant_the_architecture_cannot_build_is_named_with_the_file_before_a
 @pytest.mark.parametrize("name", list_studies())
 def test_every_shipped_study_passes_the_memory_check(name):
     """Every variant of every shipped study gets an estimate (a variant without a D, IMLE, included),
-    and none needs more than 1 GiB on the CPU, so none is refused on a machine that can run it."""
+    and none needs more than 2 GiB on the CPU, so none is refused on a machine that can run it."""
     cfg = load_study(name)
-    fits.check(cfg, list(cfg.study.variants), torch.device("cpu"), have=(2**30, "1 GiB"))
+    fits.check(cfg, list(cfg.study.variants), torch.device("cpu"), have=(2 * 2**30, "2 GiB"))
 
 
 def test_a_network_the_meta_device_cannot_run_is_bounded_by_its_weights(tmp_path, monkeypatch):

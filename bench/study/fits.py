@@ -6,13 +6,15 @@ line (exit 2) with the number that does not fit, before the storage opens, inste
 every trial on an out-of-memory error (issue 14, point 8).
 
 The estimate is a lower bound, so it never refuses a study that could run: G and D are built on
-PyTorch's meta device (shapes only, no memory), their weights and gradients count 4 bytes per
-parameter each (2 with bf16 autocast for the activations), and a G step keeps, for backward, the
-output of every module with parameters (linear, convolution, normalization) of G(z) and of D(G(z))
-on one batch. Evaluation generates `[eval] batch_size` samples at a time without gradients: the
-largest single output of G at that batch. Optimizer state, the D step's two batches, penalties and
-the allocator's slack come on top (and the activations too, should a network use an operation
-PyTorch cannot run on the meta device). It is compared with the device's total memory (a GPU's, or this
+PyTorch's meta device (shapes only, no memory). From the first step on, every parameter holds its
+weight, its gradient (zero_grad sets them to None only at the start of the next step of its
+network) and Adam's two moments (every variant trains G and D with Adam; train.py): 4 x 4 bytes.
+A G step keeps, for backward, the output of every module with parameters (linear, convolution,
+normalization) of G(z) and of D(G(z)) on one batch (2 bytes an element under bf16 autocast, else
+4). Evaluation generates `[eval] batch_size` samples at a time without gradients: the largest single
+output of G at that batch. The D step's two batches, penalties, unrolled copies and the
+allocator's slack come on top (and the activations too, should a network use an operation PyTorch
+cannot run on the meta device). It is compared with the device's total memory (a GPU's, or this
 machine's RAM or its cgroup's limit): other processes may use some of it, but none can add to it.
 """
 
@@ -36,7 +38,7 @@ GIB = 2**30
 @dataclass(frozen=True)
 class Need:
     variant: str
-    weights: int  # bytes of G's and D's weights and gradients
+    weights: int  # bytes of G's and D's weights, gradients and Adam moments
     train: int  # bytes of one G step's kept activations at [train] batch_size
     eval: int  # bytes of G's largest output at [eval] batch_size
 
@@ -88,7 +90,7 @@ def need(cfg: StudyConfig, variant: str) -> Need:
             for h in handles + handles2:
                 h.remove()
     act_bytes = 2 if cfg.train.precision == "bf16" else 4
-    return Need(variant, 2 * 4 * params, act_bytes * train, 4 * largest)
+    return Need(variant, 4 * 4 * params, act_bytes * train, 4 * largest)
 
 
 def available(device: torch.device) -> tuple[int, str]:
@@ -135,6 +137,6 @@ def check(cfg: StudyConfig, variants: list[str], device: torch.device, have: tup
     else:
         what = f"[train] batch_size = {cfg.train.batch_size}: one G step's activations {worst.train / GIB:,.1f} GiB"
     raise ConfigError(
-        f"{src}: [model] width = {cfg.model.width:g} with {what}, plus {worst.weights / GIB:,.1f} GiB of weights and gradients "
+        f"{src}: [model] width = {cfg.model.width:g} with {what}, plus {worst.weights / GIB:,.1f} GiB of weights, gradients and Adam moments "
         f"({worst.variant}), needs at least {worst.total / GIB:,.1f} GiB, but {where} has {limit / GIB:,.1f} GiB; "
         "expected a smaller [model] width or batch_size")
