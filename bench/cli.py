@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import os
 import sys
 import traceback
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from bench.errors import ConfigError, HarnessError
+
+log = logging.getLogger("bench")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,7 +115,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     url = storage.resolve_url(cfg, args.storage)
     changed = runner.check_budget_change(cfg, variants, url, args.variant)  # refuses unequal budgets before anything is written
     if changed:
-        print(changed, flush=True)
+        log.info(changed)
     with _sigterm_as_interrupt():
         for v in variants:
             runner.open_study(cfg, VARIANTS[v], url, create=True)
@@ -332,7 +335,7 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         import optuna_dashboard
     except ImportError:
         raise HarnessError("optuna-dashboard is not installed; `pip install optuna-dashboard` (or `make setup`)") from None
-    print(f"optuna-dashboard for {storage.mask(url)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    log.info(f"optuna-dashboard for {storage.mask(url)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
     optuna_dashboard.run_server(storage.open_storage(url, heartbeat=False), host=args.host, port=args.port)
     return 0
 
@@ -428,11 +431,62 @@ def cmd_fid(args: argparse.Namespace) -> int:
     return 0
 
 
+def version_line() -> str:
+    """`bench --version`: the installed package's version, and the commit of a git checkout when the
+    code runs from one (what a bug report or a paper's methods section needs); no torch is imported."""
+    import importlib.metadata
+    import subprocess
+
+    try:
+        version = importlib.metadata.version("gan-bench")
+    except importlib.metadata.PackageNotFoundError:
+        version = "not installed"
+    line = f"bench (gan-bench) {version}"
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", "bench", "pyproject.toml"],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return line
+    if commit.returncode == 0 and commit.stdout.strip():
+        line += f", git {commit.stdout.strip()}" + (" (modified)" if dirty.stdout.strip() else "")
+    return line
+
+
+class _Version(argparse.Action):
+    """--version, computed only when asked (it runs git)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_line())  # stdout, as --help: a script may read it
+        parser.exit(0)
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The options every command takes, before or after the subcommand (`bench import A --results DIR`
+    as well as `bench --results DIR import A`). On the subcommands they default to SUPPRESS, so a value
+    given before the subcommand is not overwritten by the subparser's default."""
+    default = {"default": argparse.SUPPRESS} if suppress else {}
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors", **default)
+    parser.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)", **default)
+    parser.add_argument("-v", "--verbose", action="count", help="more diagnostics on stderr (-v: debug messages)",
+                        **(default or {"default": 0}))
+    parser.add_argument("-q", "--quiet", action="count", help="fewer messages on stderr (-q: warnings and errors only)",
+                        **(default or {"default": 0}))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
-    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    p.add_argument("--results", metavar="DIR", help="results folder (default: ./results or $BENCH_RESULTS)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--version", action=_Version, help="print the harness version (and git commit) and exit")
+    _global_options(p, suppress=False)
+    common = argparse.ArgumentParser(add_help=False)
+    _global_options(common, suppress=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    _add = sub.add_parser
+    sub.add_parser = lambda *a, **k: _add(*a, parents=[common], **k)  # every command takes the global options
 
     s = sub.add_parser("list", help="print the registries (variants, datasets, architectures, metrics, extractors, samplers, pruners) and study files")
     s.set_defaults(fn=cmd_list)
@@ -563,7 +617,35 @@ def build_parser() -> argparse.ArgumentParser:
 _OPTUNA_FREE = ("list", "fetch", "figure", "fid")
 
 
-def configure(command: str, results: str | None, debug: bool) -> None:
+class _Streams(logging.Handler):
+    """The harness's messages: progress and notes (INFO, DEBUG) on stdout, where they always were,
+    warnings and errors on stderr. The stream is looked up at each message, so a caller that swaps
+    sys.stdout (pytest's capture, a notebook) sees them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        stream = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        try:
+            stream.write(self.format(record) + "\n")
+            stream.flush()
+        except Exception:  # a closed pipe must not turn a message into a second error
+            self.handleError(record)
+
+
+def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
+    """Messages of every `bench.*` logger through one handler, at the level -v/-q ask for: INFO by
+    default, DEBUG with -v; -q keeps warnings and errors, -qq errors only (an error is never hidden)."""
+    level = {-2: logging.ERROR, -1: logging.WARNING, 0: logging.INFO}.get(max(-2, min(verbose, 1) - quiet), logging.DEBUG)
+    logger = logging.getLogger("bench")
+    for h in [h for h in logger.handlers if isinstance(h, _Streams)]:
+        logger.removeHandler(h)  # main() may run many times in one process (tests)
+    handler = _Streams()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+def configure(command: str, results: str | None, debug: bool, verbose: int = 0, quiet: int = 0) -> None:
     """The process-wide settings of one command, made once, here, before it runs; no module of the
     package sets any when imported (issue 13, point 5).
 
@@ -571,6 +653,7 @@ def configure(command: str, results: str | None, debug: bool) -> None:
     worker processes of `bench study --workers N` inherit). `debug`: Optuna's own warnings (a failed
     trial's traceback) shown; otherwise only its errors, since the harness records failed and given-back
     trials itself and reports each in one line."""
+    configure_logging(verbose, quiet)
     if results:
         os.environ["BENCH_RESULTS"] = results
     if command not in _OPTUNA_FREE:
@@ -582,16 +665,16 @@ def configure(command: str, results: str | None, debug: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure(args.command, args.results, args.debug)
+    configure(args.command, args.results, args.debug, args.verbose or 0, args.quiet or 0)
     try:
         return args.fn(args)
     except KeyboardInterrupt:
-        print("bench: interrupted; run the same command again to resume", file=sys.stderr)
+        log.error("bench: interrupted; run the same command again to resume")
         return 130
     except Exception as e:
         if args.debug:
             traceback.print_exc()
-        print(f"bench: error: {_one_line(e)}", file=sys.stderr)
+        log.error(f"bench: error: {_one_line(e)}")
         return e.exit_code if isinstance(e, HarnessError) else 1
 
 

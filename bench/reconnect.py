@@ -15,8 +15,8 @@ heartbeat, which the stale-trial recovery fails and re-queues like a dead worker
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 import threading
 import time
 from typing import Any, Callable
@@ -24,6 +24,8 @@ from typing import Any, Callable
 import sqlalchemy.exc
 
 from bench.errors import ConfigError, HarnessError
+
+_log = logging.getLogger(__name__)
 
 RETRY_S = 120
 # The storage API (optuna.storages.BaseStorage and the RDB extras the harness and Optuna call).
@@ -73,13 +75,13 @@ class _Outage:
             if self.since is None:
                 self.since = time.monotonic()
                 first = str(getattr(e, "orig", None) or e).strip().splitlines()
-                print(f"bench: storage {where}: connection lost ({first[0][:160] if first else type(e).__name__}); "
-                      f"retrying for up to {budget:g} s", file=sys.stderr, flush=True)
+                _log.warning(f"bench: storage {where}: connection lost ({first[0][:160] if first else type(e).__name__}); "
+                             f"retrying for up to {budget:g} s")
 
     def end(self, where: str) -> None:
         with self.lock:
             if self.since is not None:
-                print(f"bench: storage {where}: reconnected after {time.monotonic() - self.since:.1f} s", file=sys.stderr, flush=True)
+                _log.warning(f"bench: storage {where}: reconnected after {time.monotonic() - self.since:.1f} s")
                 self.since = None
 
 

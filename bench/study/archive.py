@@ -18,6 +18,7 @@ keeps the path where the trial ran; folders are found by the layout (records.py)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tarfile
@@ -31,6 +32,8 @@ from bench import records, storage
 from bench.config import NAME_RE
 from bench.errors import ConfigError, HarnessError
 from bench.trial import manifest
+
+_log = logging.getLogger(__name__)
 
 FORMAT = "bench-export/1"
 SKIP_TOP = {records.STORAGE_FILE, *(records.STORAGE_FILE + x for x in ("-journal", "-wal", "-shm")), records.AUDIT_DIR}
@@ -74,7 +77,7 @@ def _optuna_studies(name: str, st: Any) -> list[str]:
     return [n for n in storage.study_names(st) if n.split(":", 1)[0] == name and ":" in n]
 
 
-def export_study(study: str, archive: Path, storage_url: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def export_study(study: str, archive: Path, storage_url: str | None = None, log: Callable[[str], None] = _log.info) -> dict[str, Any]:
     from bench.study.audit import resolve_study
 
     name, url = resolve_study(study, storage_url)
@@ -138,7 +141,7 @@ def _verify_members(root: Path, meta: dict[str, Any], present: set[str]) -> None
             raise HarnessError(f"archive member {m}: sha256 differs from export.json; the archive is damaged or altered")
 
 
-def import_archive(archive: Path, storage_url: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
+def import_archive(archive: Path, storage_url: str | None = None, log: Callable[[str], None] = _log.info) -> dict[str, Any]:
     archive = Path(archive)
     if not archive.is_file():
         raise ConfigError(f"archive {archive} does not exist")

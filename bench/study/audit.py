@@ -18,6 +18,7 @@ seed must give the same best-over-checkpoints FID; PROTOCOL.md's "best" is what 
 
 from __future__ import annotations
 
+import logging
 import math
 import shutil
 import time
@@ -31,6 +32,8 @@ from bench import records, storage
 from bench.config import NAME_RE, load_study, parse_study
 from bench.errors import ConfigError, HarnessError
 from bench.trial import manifest
+
+_log = logging.getLogger(__name__)
 
 PHASES = {  # phase -> (Optuna study-name suffix, trial folder)
     "search": ("", records.trial_dir),
@@ -428,7 +431,7 @@ def _rerun(a: TrialAudit, k: int, made: _Rerunnable, rec: dict[str, Any], log_re
 
 def run_audit(study: str, trials: str = "best", reruns: int = 1, tolerance: float = 1e-6, variants: list[str] | None = None,
               phase: str = "search", storage_url: str | None = None, device: str | None = None, strict: bool = False,
-              log: Callable[[str], None] = print) -> tuple[dict[str, Any], Path]:
+              log: Callable[[str], None] = _log.info) -> tuple[dict[str, Any], Path]:
     if reruns < 0:
         raise ConfigError(f"--reruns {reruns}: expected 0 (verify records only) or more")
     if not (tolerance >= 0):

@@ -21,6 +21,7 @@ Results: results/<study>/probe/<variant>.json and <variant>-nearest.png (records
 from __future__ import annotations
 
 import io
+import logging
 import math
 import time
 from typing import Any, Callable
@@ -40,6 +41,8 @@ from bench.search.samplers import derive_seed
 from bench.study.runner import optuna_study_name
 from bench.study.seeds import best_trial, seeds_study_name
 from bench.trial.train import evaluate, fixed_z, metric_context, resolve_device
+
+_log = logging.getLogger(__name__)
 
 SHOWN = 8  # samples shown beside their nearest training images
 
@@ -101,7 +104,7 @@ def generator(cfg: StudyConfig, variant: str, shape: tuple[int, ...], device: to
 
 
 def probe_variant(cfg: StudyConfig, variant: str, url: str, k: int = 5, samples: int = 0, device_spec: str | None = None,
-                  log: Callable[[str], None] = print) -> dict[str, Any]:
+                  log: Callable[[str], None] = _log.info) -> dict[str, Any]:
     """Score the best checkpoint with k evaluation seeds and run the memorization check; write and return the record."""
     from bench import data as data_mod
 

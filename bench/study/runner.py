@@ -22,6 +22,7 @@ seconds, device) in the storage's user attributes.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import socket
 import sys
@@ -46,6 +47,8 @@ from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
 from bench.trial import manifest
 from bench.trial.train import resolve_device, run_trial, trial_seeds
+
+_log = logging.getLogger(__name__)
 
 # A full or read-only disk, or lost permissions: the machine's fault, so the trial is redone, not spent.
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
@@ -313,7 +316,7 @@ def _progress_bar(desc: str, total: int) -> Any:
 
 
 def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str | None = None,
-               log: Callable[[str], None] = print, progress: bool = True, wait: bool = True) -> optuna.Study:
+               log: Callable[[str], None] = _log.info, progress: bool = True, wait: bool = True) -> optuna.Study:
     """Join the study of one variant and run trials until its budget is spent.
 
     With `wait`, a worker that finds no room stays while other workers' trials run: if one of
@@ -359,7 +362,7 @@ def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str |
 
 
 def run_variants(cfg: StudyConfig, variants: list[str], url: str, device_spec: str | None = None,
-                 log: Callable[[str], None] = print, progress: bool = True, wait: bool = True) -> None:
+                 log: Callable[[str], None] = _log.info, progress: bool = True, wait: bool = True) -> None:
     """Run trials of every variant until all budgets are spent: first whatever each variant has
     open, then (with `wait`) stay on each while other workers' trials run, to rerun any whose worker
     dies. So a worker never idles on one variant's last running trial while another variant has

@@ -25,6 +25,7 @@ Running the same command again resumes up to K, as `bench study` does; a larger 
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -40,6 +41,8 @@ from bench.search.samplers import derive_seed
 from bench.study import budget
 from bench.study.runner import Phase, compat_digest, frozen, make_objective, optuna_study_name
 from bench.trial.train import resolve_device, trial_seeds
+
+_log = logging.getLogger(__name__)
 
 SUFFIX = ":seeds"
 
@@ -108,7 +111,7 @@ def seeds_phase(cfg: StudyConfig, variant: str, study: optuna.Study) -> Phase:
 
 
 def run_seeds(cfg: StudyConfig, variant: str, url: str, k: int, source_trial: int | None = None,
-              device_spec: str | None = None, log: Callable[[str], None] = print) -> optuna.Study:
+              device_spec: str | None = None, log: Callable[[str], None] = _log.info) -> optuna.Study:
     """Rerun a variant's best (or a chosen) configuration until it has K seed reruns. A rerun stopped
     by Ctrl-C or the machine is recorded and queued again, as a search trial is (runner.make_objective)."""
     if k <= 0:

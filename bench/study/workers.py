@@ -9,6 +9,7 @@ study's one-line status whenever it changes.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -17,6 +18,8 @@ import time
 from typing import Callable
 
 from bench.config import StudyConfig
+
+_log = logging.getLogger(__name__)
 
 STOP_GRACE_S = 30  # after Ctrl-C, how long workers get to record their trial as interrupted
 
@@ -28,7 +31,7 @@ def worker_command(cfg: StudyConfig, variant: str, device: str | None, debug: bo
 
 
 def run_local(cfg: StudyConfig, variant: str, url: str, n: int, device: str | None,
-              status: Callable[[], list[str]], log: Callable[[str], None] = print, poll_s: float = 2.0,
+              status: Callable[[], list[str]], log: Callable[[str], None] = _log.info, poll_s: float = 2.0,
               debug: bool = False) -> list[int]:
     """Start n workers on `variant` (or 'all'), report status until they exit; their exit codes.
     They inherit the environment ($BENCH_RESULTS included) and get `--debug` when this command has it."""

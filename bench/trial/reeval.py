@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -36,6 +37,8 @@ from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS
 from bench.metrics import METRICS, extractors, fidelity, provenance
 from bench.metrics.base import extract
+
+_log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
@@ -64,7 +67,7 @@ def command_line(cfg: StudyConfig, variants: list[str], names: list[str], device
 
 
 def eval_study(cfg: StudyConfig, variants: list[str], names: list[str], device_spec: str | None = None,
-               again: bool = False, log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+               again: bool = False, log: Callable[[str], None] = _log.info) -> list[dict[str, Any]]:
     """Evaluate `names` on every saved checkpoint of the variants' trials; returns the appended records."""
     from bench.trial import manifest
     from bench.trial.train import fixed_z, metric_context, resolve_device
