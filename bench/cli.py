@@ -478,6 +478,9 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
                         **(default or {"default": 0}))
 
 
+STUDY_HELP = "a study name under studies/ (quick, cases/lucic_small), a study file (.toml) or the results folder it wrote (results/quick)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="bench", description="The GAN study harness: budgeted, reproducible comparisons of GAN variants (after Lucic et al., 2018).")
     p.add_argument("--version", action=_Version, help="print the harness version (and git commit) and exit")
@@ -492,7 +495,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_list)
 
     s = sub.add_parser("study", help="create or resume a study and run its trials up to the budget, then print the summary")
-    s.add_argument("study", help="study name under studies/ (e.g. quick) or a path to a .toml file")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file")
     s.add_argument("--trials", type=int, help="override the per-variant trial budget of the study file")
     s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
@@ -510,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_fetch)
 
     s = sub.add_parser("worker", help="join a created study and run its trials until the budget is spent (start one per GPU, on any machine)")
-    s.add_argument("study", help="study name under studies/ or a path to its .toml file (the same file the study was created from)")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file, in order")
     s.add_argument("--storage", help="Optuna storage URL (default: the study file's, $BENCH_STORAGE, or results/<study>/optuna.db)")
     s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device); several workers may share one")
@@ -519,7 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_worker)
 
     s = sub.add_parser("status", help="one line per variant: trials done of the budget, running, failed, spend")
-    s.add_argument("study", help="study name or path to its .toml file")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", default="all", help="variant name or 'all' (default)")
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
     s.add_argument("--watch", type=float, metavar="SECONDS", help="print again whenever it changes, polling every SECONDS, until the budget is spent")
@@ -546,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_figure)
 
     s = sub.add_parser("seeds", help="the paper's phase 3: rerun each variant's best configuration with K seeds (a separate Optuna study)")
-    s.add_argument("study", help="study name under studies/ or a path to a .toml file")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", required=True, help="variant name, or 'all' for every variant listed in the study file")
     s.add_argument("--seeds", type=int, required=True, help="seed reruns per variant (the paper used 50); rerunning resumes up to this")
     s.add_argument("--trial", type=int, help="rerun this search trial instead of the best one")
@@ -555,7 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_seeds)
 
     s = sub.add_parser("audit", help="verify a study's records (seals, checksums, manifests) and rerun chosen trials; exit 1 on any failure")
-    s.add_argument("study", help="study name, path to its .toml file, or a study known only by its results folder")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--trials", default="best", help="'best' (per variant, the default), 'all', or trial numbers such as 0,3")
     s.add_argument("--reruns", type=int, default=1, help="reruns per trial (0: verify the records only) [1]")
     s.add_argument("--tolerance", type=float, default=1e-6, help="tolerance for every logged number of a rerun, relative (absolute below 1) [1e-6]")
@@ -567,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_audit)
 
     s = sub.add_parser("export", help="write a study (its Optuna studies and trial folders) to a checksummed archive")
-    s.add_argument("study", help="study name, path to its .toml file, or a study known only by its results folder")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("archive", help="the archive to write (.tar.gz); ARCHIVE.sha256 is written beside it")
     s.add_argument("--storage", help="Optuna storage URL to export from (default as for `bench study`)")
     s.set_defaults(fn=cmd_export)
@@ -585,7 +588,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_dashboard)
 
     s = sub.add_parser("probe", help="each variant's best checkpoint: the objective over K evaluation seeds (sampling spread) and a memorization check; `bench report` shows them")
-    s.add_argument("study", help="study name under studies/ or a path to its .toml file")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", default="all", help="variant name, or 'all' (default) for every variant listed in the study file")
     s.add_argument("--z-seeds", type=int, default=5, help="evaluation seeds (the study's own first) [5]")
     s.add_argument("--samples", type=int, default=0, help="generated samples for the memorization check (default: the objective's count)")
@@ -594,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_probe)
 
     s = sub.add_parser("eval", help="compute metrics on a study's saved checkpoints without retraining; appends records, never overwrites")
-    s.add_argument("study", help="study name under studies/ or a path to its .toml file")
+    s.add_argument("study", help=STUDY_HELP)
     s.add_argument("--variant", help="comma-separated variants (default: every variant with trial folders)")
     s.add_argument("--metrics", nargs="+", metavar="METRIC", help="metrics to compute (default: the study file's [eval] metrics); see `bench list`")
     s.add_argument("--again", action="store_true", help="append a new record even where the metric was already logged for that step")
@@ -662,11 +665,30 @@ def configure(command: str, results: str | None, debug: bool, verbose: int = 0, 
         optuna.logging.set_verbosity(optuna.logging.WARNING if debug else optuna.logging.ERROR)
 
 
+def _results_of_folder(args: argparse.Namespace) -> None:
+    """A study given by its results folder (`bench status results/quick`, `elsewhere/quick`): the
+    folder's parent is the results root of this command, so every path the study's records name
+    (records.study_dir) is found there; a --results naming another root is a contradiction."""
+    study = getattr(args, "study", None)
+    if not study or "://" in study or study.endswith(".toml"):
+        return
+    from bench.config import is_results_folder
+
+    if not is_results_folder(study):
+        return
+    root = Path(study).resolve().parent
+    if args.results and Path(args.results).resolve() != root:
+        raise ConfigError(f"{study} is a results folder under {root}, but --results is {args.results}; "
+                          "pass one of them (the folder alone is enough)")
+    os.environ["BENCH_RESULTS"] = str(root)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     configure(args.command, args.results, args.debug, args.verbose or 0, args.quiet or 0)
     try:
+        _results_of_folder(args)
         return args.fn(args)
     except KeyboardInterrupt:
         log.error("bench: interrupted; run the same command again to resume")

@@ -16,7 +16,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from bench.errors import ConfigError
 
@@ -311,7 +311,54 @@ def resolve_study_path(name_or_path: str) -> Path:
     return path
 
 
+def is_results_folder(name_or_path: str | Path) -> bool:
+    """A folder a study wrote (results/<study>/): it holds the storage, a study.toml or trial folders."""
+    folder = Path(name_or_path)
+    return folder.is_dir() and any(_stored_config_files(folder)) or (folder / "optuna.db").is_file()
+
+
+def _stored_config_files(folder: Path) -> Iterator[Path]:
+    """Where a results folder keeps its resolved configuration: the study.toml `bench import` writes,
+    then every trial's config.json (search trials, then seed reruns), in order."""
+    if (folder / "study.toml").is_file():
+        yield folder / "study.toml"
+    for pattern in ("*/trial-*/config.json", "seeds/*/trial-*/config.json"):
+        yield from sorted(folder.glob(pattern))
+
+
+def load_results_folder(folder: str | Path) -> StudyConfig:
+    """The study a results folder holds (`bench status results/quick`), from the configuration it
+    recorded: its study.toml, a trial's config.json, or the storage's own record (a study created
+    with --create-only has no trial yet). The folder's name is the study's name, as records.study_dir
+    lays it out; its parent is the results root the caller must use (cli.configure sets it)."""
+    folder = Path(folder).resolve()
+    raw: dict[str, Any] | None = None
+    for path in _stored_config_files(folder):
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8")) if path.suffix == ".toml" else json.loads(path.read_text())["config"]
+            break
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # an unreadable record: the next one says the same
+    if raw is None and (folder / "optuna.db").is_file():
+        from bench import storage  # optuna loads only for a folder without a readable record
+
+        raw = storage.stored_config(f"sqlite:///{folder / 'optuna.db'}", folder.name)
+    if raw is None:
+        raise ConfigError(f"results folder {folder} holds no study configuration (no study.toml, trial config.json or "
+                          "optuna.db); expected a folder a study wrote, a study name or a .toml file")
+    cfg = parse_study(raw, str(folder), default_name=folder.name)
+    if cfg.name != folder.name:
+        raise ConfigError(f"results folder {folder} holds study {cfg.name!r}; a study's folder bears its name "
+                          f"(rename the folder to {cfg.name!r} or pass the study file)")
+    return cfg
+
+
 def load_study(name_or_path: str) -> StudyConfig:
+    """The study a command names, in any of the three ways a user has to hand: a name under studies/
+    (`quick`, `cases/lucic_small`), a study file (`my.toml`), or the results folder a study wrote
+    (`results/quick`). Every command that takes a study resolves it here."""
+    if not str(name_or_path).endswith(".toml") and is_results_folder(name_or_path):
+        return load_results_folder(name_or_path)
     path = resolve_study_path(name_or_path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -175,6 +175,19 @@ def study_names(storage: RDBStorage) -> list[str]:
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
+def stored_config(url: str, study: str) -> dict[str, Any] | None:
+    """The resolved configuration recorded with a harness study (user attribute `config` of its
+    Optuna studies `<study>:<variant>`), or None when the storage holds none of it."""
+    st = open_storage(url, heartbeat=False)
+    try:
+        for s in st.get_all_studies():
+            if s.study_name.split(":", 1)[0] == study and isinstance(s.user_attrs.get("config"), dict):
+                return s.user_attrs["config"]
+        return None
+    finally:
+        st.engine.dispose()
+
+
 # --- Bulk read for reports (issue #7) ------------------------------------------------------------
 # `Study.get_trials` builds every FrozenTrial through the ORM: about 2 s per 1,000 trials on these
 # CPUs. Reports read whole studies, so `export_studies` runs five plain SELECTs on Optuna's RDB

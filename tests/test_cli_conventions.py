@@ -85,3 +85,50 @@ def test_v_and_q_count_on_either_side_of_the_subcommand():
 
     args = build_parser().parse_args(["-v", "status", "x", "-q"])
     assert (args.verbose, args.quiet) == (1, 1)
+
+
+# ---------------------------------------------------------------- one resolver: name, file or results folder
+
+def test_a_results_folder_is_the_study_it_holds_from_a_trial_config(tmp_path, tiny_study):
+    """A folder with a trial's config.json resolves to the study its file made (equal config)."""
+    import json
+
+    from bench.config import load_study
+
+    cfg = load_study(str(tiny_study(name="made")))
+    tdir = tmp_path / "res" / "made" / "wgan" / "trial-0000"
+    tdir.mkdir(parents=True)
+    (tdir / "config.json").write_text(json.dumps({"config": cfg.to_dict(), "hparams": {}}))
+    again = load_study(str(tmp_path / "res" / "made"))
+    assert again == cfg and again.source == str((tmp_path / "res" / "made").resolve())
+
+
+def test_a_results_folder_must_bear_its_studys_name(tmp_path, tiny_study):
+    import json
+
+    from bench.config import load_study
+    from bench.errors import ConfigError
+
+    cfg = load_study(str(tiny_study(name="made")))
+    tdir = tmp_path / "renamed" / "wgan" / "trial-0000"
+    tdir.mkdir(parents=True)
+    (tdir / "config.json").write_text(json.dumps({"config": cfg.to_dict()}))
+    with pytest.raises(ConfigError, match="holds study 'made'"):
+        load_study(str(tmp_path / "renamed"))
+
+
+def test_status_takes_the_results_folder_of_a_created_study(tmp_path, monkeypatch, capsys, tiny_study):
+    """`bench study --create-only` leaves only optuna.db (no trial yet): the folder alone, from any
+    working directory and without --results, answers as the study file does."""
+    monkeypatch.delenv("BENCH_STORAGE", raising=False)
+    root = tmp_path / "elsewhere"
+    path = tiny_study(name="three", variants='["wgan"]', trials=3)
+    assert main(["study", str(path), "--variant", "all", "--create-only", "--results", str(root)]) == 0
+    by_file = capsys.readouterr().out
+    monkeypatch.delenv("BENCH_RESULTS", raising=False)
+    monkeypatch.chdir(tmp_path / "..")
+    assert main(["status", str(root / "three")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("three:wgan: 0/3 done") and out == by_file
+    assert main(["status", str(root / "three"), "--results", str(tmp_path)]) == 2
+    assert "is a results folder under" in capsys.readouterr().err
