@@ -132,3 +132,36 @@ def test_status_takes_the_results_folder_of_a_created_study(tmp_path, monkeypatc
     assert out.startswith("three:wgan: 0/3 done") and out == by_file
     assert main(["status", str(root / "three"), "--results", str(tmp_path)]) == 2
     assert "is a results folder under" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- bench fid names its own flags
+
+def test_fid_on_statistics_of_other_features_says_so_before_any_download(tmp_path, monkeypatch, capsys):
+    """A LeNet .npz against the default Inception features: the mismatch, not the missing download."""
+    import json
+
+    import numpy as np
+
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no Inception file anywhere
+    monkeypatch.delenv("BENCH_INCEPTION_WEIGHTS", raising=False)
+    a = tmp_path / "A.npz"
+    np.savez(a, mu=np.zeros(128), sigma=np.eye(128), meta=np.array(json.dumps({"extractor": "lenet-digits5k", "sha256": "0" * 64})))
+    (tmp_path / "dir").mkdir()
+    assert main(["fid", str(a), str(tmp_path / "dir"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "the features differ" in err and "lenet-digits5k (128-d)" in err and "use --features lenet-digits5k" in err
+    assert "not available" not in err
+
+
+def test_fid_without_weights_names_its_weights_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BENCH_OFFLINE", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("BENCH_INCEPTION_WEIGHTS", raising=False)
+    (tmp_path / "dir").mkdir()
+    assert main(["fid", str(tmp_path / "dir"), str(tmp_path / "dir"), "--device", "cpu"]) == 1
+    err = capsys.readouterr().err
+    assert "is not available" in err and "--weights /path/weights-inception-2015-12-05-6726825d.pth" in err
+    assert "[eval]" not in err  # bench fid takes no study file
+    assert main(["fid", str(tmp_path / "dir"), str(tmp_path / "dir"), "--weights", str(tmp_path / "no.pth")]) == 1
+    assert "--weights = " in capsys.readouterr().err

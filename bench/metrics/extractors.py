@@ -89,7 +89,8 @@ class ExtractorSpec:
     doc: str
     build: Callable[[torch.device, str], Extractor] = field(repr=False)
     input_shape: tuple[int, int, int] | None = None  # the (C, H, W) it takes; None: any image size, grey tiled to RGB
-    locate: Callable[[str], Any] | None = None  # finds (or fetches) its weights before a study's first trial
+    locate: Callable[..., Any] | None = None  # locate(weights, key=...): finds (or fetches) its weights before any work
+    produces: str = ""  # the Extractor.name its network records (saved statistics name it), known before building
 
 
 def _inception(device: torch.device, weights: str = "") -> Extractor:
@@ -113,7 +114,7 @@ def register(spec: ExtractorSpec) -> ExtractorSpec:
 register(ExtractorSpec(
     "inception", "torch-fidelity's inception-v3-compat (the TF 2015-12-05 graph): pool3 2048-d and pre-bias logits; "
     "weights from [eval] inception_weights, $BENCH_INCEPTION_WEIGHTS or a download", _inception,
-    locate=lambda weights: fidelity.resolve_inception_weights(weights)))
+    locate=lambda weights, key=fidelity.STUDY_KEY: fidelity.resolve_inception_weights(weights, key=key), produces=fidelity.INCEPTION_NAME))
 def dinov2_extractor(path: Path, device: torch.device, size: int = dinov2.INPUT_SIZE) -> Extractor:
     """DINOv2 ViT-B/14 on weights `path` (dinov2.py; timm is imported only here)."""
     run, ident = dinov2.runner(path, device, size)
@@ -125,14 +126,15 @@ def _dinov2(device: torch.device, weights: str = "") -> Extractor:
     return dinov2_extractor(dinov2.resolve_weights(), device)  # `weights` is the Inception file: not ours
 
 
-def _locate_dinov2(weights: str) -> Any:
+def _locate_dinov2(weights: str, key: str = "") -> Any:
     return dinov2.resolve_weights()
 
 
 register(ExtractorSpec(
     "dinov2-vitb14", "DINOv2 ViT-B/14 (timm build) normed CLS token, 768-d, at 224 px as torch-fidelity's dinov2-vit-b-14; "
-    "weights from $BENCH_DINOV2_WEIGHTS, the torch hub cache or a download (dinov2.py)", _dinov2, locate=_locate_dinov2))
+    "weights from $BENCH_DINOV2_WEIGHTS, the torch hub cache or a download (dinov2.py)", _dinov2, locate=_locate_dinov2,
+    produces=dinov2.NAME))
 register(ExtractorSpec(
     "lenet-digits5k", f"LeNet digit classifier trained on the digits5k train split, shipped with the package "
     f"(weights sha256 {lenet.WEIGHTS_SHA256[:12]}..., test accuracy {lenet.TEST_ACCURACY}): 128-d features; offline",
-    _lenet, input_shape=(1, 28, 28)))
+    _lenet, input_shape=(1, 28, 28), produces=f"lenet-{lenet.DATASET}"))

@@ -116,22 +116,27 @@ def _hub_file() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_FILE
 
 
-def _missing_message(tried: str) -> str:
+STUDY_KEY = "[eval] inception_weights"  # where a study names its weights file
+
+
+def _missing_message(tried: str, key: str = STUDY_KEY) -> str:
+    where = (f"with `inception_weights = \"/path/{INCEPTION_FILE}\"` under [eval] in the study file" if key == STUDY_KEY
+             else f"with `{key} /path/{INCEPTION_FILE}`")
     return (f"the Inception weights file {INCEPTION_FILE} is not available ({tried}). Download it once from "
-            f"{INCEPTION_URL} and point the harness at it with `inception_weights = \"/path/{INCEPTION_FILE}\"` "
-            f"under [eval] in the study file or with ${WEIGHTS_ENV}=/path/{INCEPTION_FILE}, or copy it to "
+            f"{INCEPTION_URL} and point the harness at it {where} or with ${WEIGHTS_ENV}=/path/{INCEPTION_FILE}, or copy it to "
             f"{_hub_file()} (where torch-fidelity keeps its download)")
 
 
-def resolve_inception_weights(configured: str = "", allow_download: bool | None = None) -> Path:
+def resolve_inception_weights(configured: str = "", allow_download: bool | None = None, key: str = STUDY_KEY) -> Path:
     """The weights file to use, in this order: the study's `[eval] inception_weights`, $BENCH_INCEPTION_WEIGHTS,
     torch-fidelity's download in the torch hub cache, and else a download through torch-fidelity
-    (unless $BENCH_OFFLINE is set). Raises HarnessError naming the file and how to get it."""
-    for source, value in (("[eval] inception_weights", configured), (f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV, ""))):
+    (unless $BENCH_OFFLINE is set). Raises HarnessError naming the file and how to get it. `key`: how
+    the caller's user names the file (the study key, or a command's flag such as `bench fid --weights`)."""
+    for source, value in ((key, configured), (f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV, ""))):
         if value:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise HarnessError(f"{source} = {value!r}: no such file; " + _missing_message(f"{path} does not exist"))
+                raise HarnessError(f"{source} = {value!r}: no such file; " + _missing_message(f"{path} does not exist", key))
             return path
     hub = _hub_file()
     if hub.is_file():
@@ -139,14 +144,14 @@ def resolve_inception_weights(configured: str = "", allow_download: bool | None 
     if allow_download is None:
         allow_download = os.environ.get(OFFLINE_ENV, "") in ("", "0")
     if not allow_download:
-        raise HarnessError(_missing_message(f"${OFFLINE_ENV} is set and {hub} does not exist"))
+        raise HarnessError(_missing_message(f"${OFFLINE_ENV} is set and {hub} does not exist", key))
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)  # an offline node should fail in seconds, not hang
     try:
         with redirect_stdout(sys.stderr):
             torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=False, map_location="cpu")
     except Exception as e:  # URLError, timeouts, proxies: all mean "no network" to the user
-        raise HarnessError(_missing_message(f"downloading it failed: {type(e).__name__}: {e}")) from None
+        raise HarnessError(_missing_message(f"downloading it failed: {type(e).__name__}: {e}", key)) from None
     finally:
         socket.setdefaulttimeout(old)
     return hub

@@ -119,6 +119,24 @@ def extractor_for(name: str, device: torch.device, weights: str = "") -> extract
     return extractors.EXTRACTORS[name].build(device, weights)
 
 
+def check_saved_features(sources: list[Path], features_name: str) -> None:
+    """Saved statistics (.npz with provenance) made with other features than --features: refused by
+    the features they hold and the flag that matches them, before any network is built or fetched."""
+    if features_name not in extractors.EXTRACTORS:
+        raise ConfigError(f"--features {features_name!r} is not a registered extractor; expected one of {', '.join(extractors.EXTRACTORS)}")
+    wanted = extractors.EXTRACTORS[features_name].produces
+    for source in sources:
+        if not (source.suffix == ".npz" and source.is_file()):
+            continue
+        z = records.load_arrays(source)
+        held = json.loads(str(z["meta"])).get("extractor") if "meta" in z else None
+        if held and wanted and held != wanted:
+            match = [k for k, s in extractors.EXTRACTORS.items() if s.produces == held]
+            dim = f" ({z['mu'].shape[0]}-d)" if "mu" in z else ""
+            raise HarnessError(f"{source}: the features differ: it holds statistics of {held}{dim}, not of {wanted} (--features {features_name}); "
+                               + (f"use --features {match[0]}" if match else "compute both sides with the same features"))
+
+
 def load_folder(folder: Path, grey: bool) -> torch.Tensor:
     """(N, C, H, W) uint8 images of a folder, sorted by name; C = 1 for grey, else 3 (RGB)."""
     from PIL import Image
@@ -173,6 +191,10 @@ def fid_between(a: Path, b: Path, features_name: str = "inception", device_spec:
     from bench.trial.train import resolve_device
 
     device = resolve_device(device_spec)
+    check_saved_features([a, b], features_name)  # before any weights are looked for, let alone downloaded
+    spec = extractors.EXTRACTORS[features_name]
+    if spec.locate is not None:
+        weights = str(spec.locate(weights, key="--weights"))  # a missing file is named as this command's flag
     ext = extractor_for(features_name, device, weights)
     sa, da = statistics_of(a, ext, device, batch_size, features_name)
     sb, db = statistics_of(b, ext, device, batch_size, features_name)
