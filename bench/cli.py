@@ -399,6 +399,18 @@ def cmd_probe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sample(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    from bench import storage
+    from bench.study import sample
+
+    url = storage.resolve_url(cfg, args.storage, create=False)
+    out = sample.write_samples(cfg, args.variant, url, Path(args.out), args.n, args.trial, args.step, args.seed, args.device)
+    log.info(f"{cfg.name}/{args.variant} trial {out['trial']} step {out['step']} ({out['weights'].name}), {out['n']} samples from {out['z']}")
+    print(f"samples: {Path(args.out)}/  ({len(out['files'])} files)")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from bench.gan.variants import VARIANTS
     from bench.trial import reeval
@@ -595,6 +607,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
     s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
     s.set_defaults(fn=cmd_probe)
+
+    s = sub.add_parser("sample", help="write N generated samples of a trial's checkpoint (best by default) to a folder: PNGs, or points.csv/.npy for 2-D data")
+    s.add_argument("study", help=STUDY_HELP)
+    s.add_argument("--variant", required=True, help="the variant whose trial to sample")
+    s.add_argument("--trial", type=int, help="trial number (default: the variant's best trial)")
+    s.add_argument("--step", type=int, help="checkpoint step (default: the trial's best step; the EMA copy where [train] g_ema > 0)")
+    s.add_argument("--n", type=_positive_int, default=1000, help="how many samples [1000]")
+    s.add_argument("--seed", type=int, help="draw z from this seed (default: the study's fixed evaluation z, [eval] seed)")
+    s.add_argument("--out", required=True, metavar="DIR", help="a new or empty folder")
+    s.add_argument("--storage", help="Optuna storage URL (default as for `bench study`)")
+    s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device)")
+    s.set_defaults(fn=cmd_sample)
 
     s = sub.add_parser("eval", help="compute metrics on a study's saved checkpoints without retraining; appends records, never overwrites")
     s.add_argument("study", help=STUDY_HELP)
