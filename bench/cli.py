@@ -87,24 +87,24 @@ def cmd_study(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers {args.workers}: expected a positive integer")
     from bench import storage
     from bench.gan.variants import VARIANTS
-    from bench.study import runner, workers
+    from bench.study import runner, status, workers
+    from bench.trial.train import resolve_device
 
     variants = runner.main_variants(cfg, args.variant)
-    device = runner.resolve_device(args.device or cfg.train.device)  # before anything is written (issue #10)
+    device = resolve_device(args.device or cfg.train.device)  # once, before anything is written (issue #10)
     if not args.create_only:  # --create-only may run on another machine than the trials (a login node)
         from bench.study import fits
 
         fits.check(cfg, variants, device)  # a width or batch this device cannot hold: refused before the storage opens
     if args.dry_run:
-        from bench import records
         from bench.study import plan
 
         notes: list[str] = []
         try:
             url = storage.resolve_url(cfg, args.storage, create=False)
-            existing = runner.status_lines(cfg, url, variants)
+            existing = status.status_lines(cfg, url, variants)
         except HarnessError:  # no results yet: nothing is created by a dry run
-            url, existing = args.storage or os.environ.get("BENCH_STORAGE") or cfg.study.storage or records.default_storage_url(cfg.name), []
+            url, existing = storage.url_of(cfg.name, args.storage, cfg.study.storage), []
         else:
             notes = _budget_notes(cfg, variants, url, args.variant)
         for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing, notes):
@@ -113,23 +113,23 @@ def cmd_study(args: argparse.Namespace) -> int:
     if not args.create_only:  # --create-only may run where the data is not (a login node); workers check it
         _check_data(cfg)
     url = storage.resolve_url(cfg, args.storage)
-    changed = runner.check_budget_change(cfg, variants, url, args.variant)  # refuses unequal budgets before anything is written
+    changed = status.check_budget_change(cfg, variants, url, args.variant)  # refuses unequal budgets before anything is written
     if changed:
         log.info(changed)
     with _sigterm_as_interrupt():
         for v in variants:
             runner.open_study(cfg, VARIANTS[v], url, create=True)
         if args.create_only:
-            for line in runner.status_lines(cfg, url, variants):
+            for line in status.status_lines(cfg, url, variants):
                 print(line)
             return 0
         if args.workers == 1:
-            runner.run_variants(cfg, variants, url, args.device, progress=not args.no_progress)
+            runner.run_variants(cfg, variants, url, device, progress=not args.no_progress)
         else:
             codes = workers.run_local(cfg, args.variant, url, args.workers, args.device,
-                                     lambda: runner.status_lines(cfg, url, variants), debug=args.debug)
+                                     lambda: status.status_lines(cfg, url, variants), debug=args.debug)
             _check_worker_codes(codes)
-    failed, line = runner.every_trial_failed(cfg, url, variants)
+    failed, line = status.every_trial_failed(cfg, url, variants)
     if len(failed) < len(variants):  # some variant has a result to show
         _print_summary(cfg, url)
     if failed:
@@ -165,16 +165,16 @@ def _check_worker_codes(codes: list[int]) -> None:
 def cmd_worker(args: argparse.Namespace) -> int:
     cfg = _load(args)
     from bench import storage
-    from bench.study import runner
+    from bench.study import fits, runner
+    from bench.trial.train import resolve_device
 
     variants = runner.main_variants(cfg, args.variant)
-    from bench.study import fits
-
-    fits.check(cfg, variants, runner.resolve_device(args.device or cfg.train.device))
+    device = resolve_device(args.device or cfg.train.device)  # once: checked here, run and recorded by the runner
+    fits.check(cfg, variants, device)
     _check_data(cfg)
     url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():
-        runner.run_variants(cfg, variants, url, args.device, progress=not args.no_progress, wait=not args.no_wait)
+        runner.run_variants(cfg, variants, url, device, progress=not args.no_progress, wait=not args.no_wait)
     return 0
 
 

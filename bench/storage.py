@@ -75,10 +75,21 @@ def mask(url: str) -> str:
     return re.sub(r"(?i)([?&](?:password|passwd|pwd)=)[^&\s]*", r"\1***", url)  # libpq's ?password=
 
 
+def _given_url(cli_url: str | None, configured: str = "") -> str:
+    """--storage, else $BENCH_STORAGE, else the study file's `[study] storage` ('' when none is given)."""
+    return cli_url or os.environ.get("BENCH_STORAGE") or configured
+
+
+def url_of(study: str, cli_url: str | None = None, configured: str = "") -> str:
+    """The storage URL of a study by name, as resolve_url chooses it, without checking or making anything:
+    the given one, else the embedded SQLite file under results/<study>/."""
+    return _given_url(cli_url, configured) or records.default_storage_url(study)
+
+
 def resolve_url(cfg: Any, cli_url: str | None = None, create: bool = True) -> str:
     """The storage URL of a study config: --storage, else $BENCH_STORAGE, else `[study] storage`, else the
     embedded SQLite file under results/<study>/; that folder is made only when `create` (reports never make one)."""
-    url = cli_url or os.environ.get("BENCH_STORAGE") or cfg.study.storage
+    url = _given_url(cli_url, cfg.study.storage)
     if not url:
         sdir = records.study_dir(cfg.name)
         if create:

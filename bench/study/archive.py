@@ -174,7 +174,7 @@ def import_archive(archive: Path, storage_url: str | None = None, log: Callable[
         sdir = records.study_dir(name)
         if sdir.exists() and any(sdir.iterdir()):
             raise ConfigError(f"{sdir} already exists; import into another results folder (--results DIR) or move it away")
-        url = storage_url or os.environ.get("BENCH_STORAGE") or records.default_storage_url(name)
+        url = storage.url_of(name, storage_url)
         created = not sdir.exists()
         sdir.mkdir(parents=True, exist_ok=True)
         try:

@@ -94,17 +94,13 @@ class _StopRerun(Exception):
 def resolve_study(study: str, storage_url: str | None) -> tuple[str, str]:
     """(name, storage URL) from a study file or name; a study known only by its results folder
     (e.g. one brought in by `bench import`) works too."""
-    import os
-
-
     try:
         cfg = load_study(study)
         return cfg.name, storage.resolve_url(cfg, storage_url)
     except ConfigError:
         if study.endswith(".toml") or not NAME_RE.match(study) or not records.study_dir(study).is_dir():
             raise
-    url = storage_url or os.environ.get("BENCH_STORAGE") or records.default_storage_url(study)
-    return study, url
+    return study, storage.url_of(study, storage_url)
 
 
 def select(name: str, url: str, phase: str, trials: str, variants: list[str] | None) -> list[TrialRef]:
@@ -353,7 +349,7 @@ class _Rerunnable:
 def _compare_with_manifest_made_here(a: TrialAudit, rec: dict[str, Any], url: str, device_spec: str | None) -> _Rerunnable | None:
     """A manifest made here from config.json, compared with the recorded one: every difference is
     named, identity fields fail and the environment drifts. None when config.json cannot be read back."""
-    from bench.study.runner import optuna_study_name
+    from bench.study.status import optuna_study_name
     from bench.trial.train import resolve_device
 
     ref = a.ref

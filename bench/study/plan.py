@@ -21,7 +21,7 @@ from bench import storage
 from bench.config import StudyConfig
 from bench.errors import HarnessError
 from bench.gan.variants import VARIANTS
-from bench.study.runner import budget_of
+from bench.study.status import budget_of
 from bench.trial.train import resolve_device, run_trial, trial_seeds
 
 

@@ -38,7 +38,7 @@ from bench.metrics import METRICS, neighbours
 from bench.metrics.base import extract
 from bench.metrics.extractors import to_uint8
 from bench.search.samplers import derive_seed
-from bench.study.runner import optuna_study_name
+from bench.study.status import optuna_study_name
 from bench.study.seeds import best_trial, seeds_study_name
 from bench.trial.train import evaluate, fixed_z, metric_context, resolve_device
 

@@ -41,7 +41,7 @@ from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
 from bench.study import status as status_mod
-from bench.study.status import budget_of, check_budget_change, every_trial_failed, optuna_study_name, status_lines, stored_budget  # noqa: F401 (re-exported)
+from bench.study.status import budget_of, optuna_study_name, stored_budget
 from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
@@ -87,13 +87,6 @@ def compat_digest(cfg: StudyConfig) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def public_config(cfg: StudyConfig) -> dict[str, Any]:
-    """The resolved config as recorded in results: the storage URL with its password masked."""
-    d = cfg.to_dict()
-    d["study"]["storage"] = storage.mask(d["study"]["storage"])
-    return d
-
-
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
@@ -111,7 +104,7 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
     stored = study.user_attrs.get("compat_digest")
     if stored is None:
         study.set_user_attr("compat_digest", digest)
-        study.set_user_attr("config", public_config(cfg))
+        study.set_user_attr("config", cfg.to_dict())  # the storage URL masked (StudyConfig.to_dict)
         study.set_user_attr("variant", variant.name)
         study.set_user_attr("storage_kind", storage.kind(url))
     elif stored != digest:
@@ -254,7 +247,7 @@ class _TrialRun:
         records.write_json(records.config_path(tdir), {
             "study": cfg.name, "variant": self.variant.name, "recipe": self.variant.recipe(), "trial": trial.number,
             "origin": self.origin, "hparams": hp, "seeds": seeds, "eval_seed": cfg.eval.seed,
-            **self.phase.recorded(self.me, self.origin), "config": public_config(cfg), "config_digest": cfg.digest(), "storage": storage.mask(self.url),
+            **self.phase.recorded(self.me, self.origin), "config": cfg.to_dict(), "config_digest": cfg.digest(), "storage": storage.mask(self.url),
             "worker": worker_id(), "environment": env,
         })
         manifest.begin(tdir, cfg, self.variant.name, trial.number, hp, seeds, self.device, self.url, self.phase.name,
@@ -315,14 +308,15 @@ def _progress_bar(desc: str, total: int) -> Any:
     return tqdm(total=total, desc=desc, unit="step", leave=False, file=sys.stderr, dynamic_ncols=True, disable=None)
 
 
-def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str | None = None,
+def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str | torch.device | None = None,
                log: Callable[[str], None] = _log.info, progress: bool = True, wait: bool = True) -> optuna.Study:
-    """Join the study of one variant and run trials until its budget is spent.
+    """Join the study of one variant and run trials until its budget is spent. `device_spec`: a
+    device the caller resolved (the CLI resolves it once), or a spec to resolve here.
 
     With `wait`, a worker that finds no room stays while other workers' trials run: if one of
     them dies, its trial goes stale after the grace period and this worker reruns it."""
     variant = VARIANTS[variant_name]
-    device = resolve_device(device_spec or cfg.train.device)
+    device = device_spec if isinstance(device_spec, torch.device) else resolve_device(device_spec or cfg.train.device)
     study = open_study(cfg, variant, url, create=False)
     last: dict[str, Any] = {}
     objective = make_objective(cfg, variant, device, url, study, progress, last)
@@ -361,7 +355,7 @@ def run_worker(cfg: StudyConfig, variant_name: str, url: str, device_spec: str |
     return study
 
 
-def run_variants(cfg: StudyConfig, variants: list[str], url: str, device_spec: str | None = None,
+def run_variants(cfg: StudyConfig, variants: list[str], url: str, device_spec: str | torch.device | None = None,
                  log: Callable[[str], None] = _log.info, progress: bool = True, wait: bool = True) -> None:
     """Run trials of every variant until all budgets are spent: first whatever each variant has
     open, then (with `wait`) stay on each while other workers' trials run, to rerun any whose worker

@@ -39,7 +39,8 @@ from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS
 from bench.search.samplers import derive_seed
 from bench.study import budget
-from bench.study.runner import Phase, compat_digest, frozen, make_objective, optuna_study_name
+from bench.study.runner import Phase, compat_digest, frozen, make_objective
+from bench.study.status import optuna_study_name
 from bench.trial.train import resolve_device, trial_seeds
 
 _log = logging.getLogger(__name__)
