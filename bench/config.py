@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from bench import records
 from bench.errors import ConfigError
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
@@ -314,16 +315,15 @@ def resolve_study_path(name_or_path: str) -> Path:
 def is_results_folder(name_or_path: str | Path) -> bool:
     """A folder a study wrote (results/<study>/): it holds the storage, a study.toml or trial folders."""
     folder = Path(name_or_path)
-    return folder.is_dir() and any(_stored_config_files(folder)) or (folder / "optuna.db").is_file()
+    return folder.is_dir() and any(_stored_config_files(folder)) or records.storage_file(folder).is_file()
 
 
 def _stored_config_files(folder: Path) -> Iterator[Path]:
     """Where a results folder keeps its resolved configuration: the study.toml `bench import` writes,
     then every trial's config.json (search trials, then seed reruns), in order."""
-    if (folder / "study.toml").is_file():
-        yield folder / "study.toml"
-    for pattern in ("*/trial-*/config.json", "seeds/*/trial-*/config.json"):
-        yield from sorted(folder.glob(pattern))
+    if (folder / records.STUDY_FILE).is_file():
+        yield folder / records.STUDY_FILE
+    yield from records.trial_config_files(folder)
 
 
 def load_results_folder(folder: str | Path) -> StudyConfig:
@@ -339,10 +339,10 @@ def load_results_folder(folder: str | Path) -> StudyConfig:
             break
         except (OSError, ValueError, KeyError, TypeError):
             continue  # an unreadable record: the next one says the same
-    if raw is None and (folder / "optuna.db").is_file():
+    if raw is None and records.storage_file(folder).is_file():
         from bench import storage  # optuna loads only for a folder without a readable record
 
-        raw = storage.stored_config(f"sqlite:///{folder / 'optuna.db'}", folder.name)
+        raw = storage.stored_config(f"sqlite:///{records.storage_file(folder)}", folder.name)
     if raw is None:
         raise ConfigError(f"results folder {folder} holds no study configuration (no study.toml, trial config.json or "
                           "optuna.db); expected a folder a study wrote, a study name or a .toml file")

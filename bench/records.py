@@ -1,6 +1,7 @@
 """The one place that knows the file layout of results, and how files are written.
 
     results/<study>/optuna.db                       embedded Optuna storage (SQLite)
+    results/<study>/study.toml                      the study file, written by `bench import` when the archive had none
     results/<study>/summary.csv                     per-variant summary written after each run
     results/<study>/report/                         `bench report`: tables, figures, report.md/html/ipynb
     results/<study>/<variant>/trial-NNNN/config.json   resolved config, hyperparameters, seeds
@@ -114,13 +115,24 @@ def seeds_summary_path(study: str, root: Path | None = None) -> Path:
 MANIFEST_FILE = "manifest.json"  # a trial's sealed manifest, outside its own file checksums
 
 
+STUDY_FILE = "study.toml"  # in a study folder: its study file, written by `bench import` (archive.py)
+
+
+def trial_config_files(sdir: Path) -> list[Path]:
+    """Every trial's config.json in a study folder: search trials, then seed reruns, by path."""
+    return sorted(sdir.glob(f"*/trial-*/{CONFIG_FILE}")) + sorted(sdir.glob(f"seeds/*/trial-*/{CONFIG_FILE}"))
+
+
 def manifest_path(tdir: Path) -> Path:
     return tdir / MANIFEST_FILE
 
 
+CONFIG_FILE = "config.json"
+
+
 def config_path(tdir: Path) -> Path:
     """A trial's resolved config, hyperparameters and seeds."""
-    return tdir / "config.json"
+    return tdir / CONFIG_FILE
 
 
 METRICS_LOG = "metrics.jsonl"  # a trial's append-only log, as the manifest's file checksums name it

@@ -106,9 +106,9 @@ def export_study(study: str, archive: Path, storage_url: str | None = None, log:
         dst.engine.dispose()
         members: dict[str, Path] = {"storage.db": db}
         members.update({f"files/{rel}": sdir / rel for rel in study_files(sdir)} if sdir.is_dir() else {})
-        if "files/study.toml" not in members and config:
-            (Path(tmp) / "study.toml").write_text(config_toml(config))
-            members["files/study.toml"] = Path(tmp) / "study.toml"
+        if f"files/{records.STUDY_FILE}" not in members and config:
+            (Path(tmp) / records.STUDY_FILE).write_text(config_toml(config))
+            members[f"files/{records.STUDY_FILE}"] = Path(tmp) / records.STUDY_FILE
         meta = {
             "format": FORMAT, "study": name, "created": manifest.now(), "optuna_studies": counts,
             "source_storage_kind": storage.kind(url), "harness": manifest.harness_git(),
