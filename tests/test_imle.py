@@ -77,3 +77,20 @@ def test_a_training_step_logs_the_imle_terms():
     state, terms = train_step(v, nets, v.defaults, {}, 1, torch.rand(16, 2), lambda: v.latent(torch.rand(16, 8) * 2 - 1))
     assert set(terms) == {"g_loss", "g_distance", "g_matched"} and all(math.isfinite(float(t)) for t in terms.values())
     assert 0 < float(terms["g_matched"]) <= 16 / 160
+
+
+def test_the_cli_runs_an_imle_study(env, tiny_study, tmp_path):
+    """The real entry point (its memory check runs every variant's D on G's output): the trial
+    completes with a finite FID and records the recipe with no D."""
+    import json
+
+    from bench import records
+    from bench.cli import main as bench_main
+
+    path = tiny_study(variants='["imle"]', steps=10, checkpoint_every=10)
+    assert bench_main(["study", str(path), "--variant", "imle", "--no-progress"]) == 0
+    tdir = tmp_path / "results" / "tiny" / "imle" / "trial-0000"
+    recipe = json.loads((tdir / "config.json").read_text())["recipe"]
+    assert recipe["d_role"] == "none" and recipe["g_step"] == "imle_step" and recipe["loss"] is None
+    evals = [r for r in records.read_jsonl(tdir / "metrics.jsonl") if r["kind"] == "eval"]
+    assert [r["step"] for r in evals] == [10] and math.isfinite(evals[0]["fid_lenet_digits5k_1k_test"])

@@ -54,7 +54,7 @@ class Recipe(Protocol):
 @dataclass
 class Nets:
     """What a step may touch: the two networks and their optimizers. A variant with no D (IMLE's
-    d_role "none") has an empty module as D and no D optimizer."""
+    d_role "none") has a module without parameters as D and no D optimizer."""
 
     G: nn.Module
     D: nn.Module

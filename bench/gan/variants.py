@@ -79,13 +79,22 @@ def normal_latent(u: torch.Tensor) -> torch.Tensor:
     return math.sqrt(2.0) * torch.erfinv(u.clamp(-1.0 + 1e-6, 1.0 - 1e-6))
 
 
+class NoD(nn.Module):
+    """The D of a variant that has none (IMLE's d_role "none"): no parameters, so no D optimizer is
+    made; it maps a batch to one zero per example, so code that runs any D on G's output (the
+    memory estimate of study/fits.py) runs unchanged."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros(len(x))  # (B,)
+
+
 # How each D role is built from an architecture (models.Architecture fields).
 D_ROLES: dict[str, Callable[..., nn.Module | None]] = {
     "discriminator": lambda arch, shape, width, batchnorm, z_dim: arch.discriminator(shape, width, batchnorm),
     "autoencoder": lambda arch, shape, width, batchnorm, z_dim: arch.autoencoder and arch.autoencoder(shape, width, batchnorm),
     "encoder": lambda arch, shape, width, batchnorm, z_dim: arch.encoder and arch.encoder(shape, width, batchnorm, z_dim),
-    # No D at all (IMLE): an empty module with no parameters, so every architecture fits.
-    "none": lambda arch, shape, width, batchnorm, z_dim: nn.Module(),
+    # No D at all (IMLE): a module with no parameters, so every architecture fits.
+    "none": lambda arch, shape, width, batchnorm, z_dim: NoD(),
 }
 
 

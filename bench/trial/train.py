@@ -85,7 +85,7 @@ def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int],
     G = variant.build_g(arch, z_dim, shape, width).to(device)
     D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
     betas = (float(hp["beta1"]), 0.999)
-    has_d = any(True for _ in D.parameters())  # IMLE's D role "none" builds an empty module
+    has_d = any(True for _ in D.parameters())  # IMLE's D role "none" builds one without parameters
     return Nets(G, D, speed.adam(G.parameters(), hp["learning_rate"], betas, device),
                 speed.adam(D.parameters(), hp["learning_rate"], betas, device) if has_d else None)
 
