@@ -142,55 +142,20 @@ def _verify_members(root: Path, meta: dict[str, Any], present: set[str]) -> None
 
 
 def import_archive(archive: Path, storage_url: str | None = None, log: Callable[[str], None] = _log.info) -> dict[str, Any]:
+    """Verify an archive, copy its Optuna studies into the storage and move its files into place."""
     archive = Path(archive)
-    if not archive.is_file():
-        raise ConfigError(f"archive {archive} does not exist")
-    sidecar = archive.with_name(archive.name + ".sha256")
-    if sidecar.is_file():
-        want = sidecar.read_text().split()[0]
-        if manifest.sha256_file(archive) != want:
-            raise HarnessError(f"{archive}: sha256 differs from {sidecar.name}; the archive is damaged or altered")
+    _check_sidecar(archive)
     root = records.results_root().resolve()
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=root, prefix=".import-") as tmp:
         tmpdir = Path(tmp)
-        try:
-            with tarfile.open(archive, "r:*") as tar:
-                present = {m.name for m in tar.getmembers() if m.isfile()}
-                tar.extractall(tmpdir, filter="data")  # refuses absolute paths, '..' and links out of the tree
-        except (tarfile.TarError, OSError) as e:
-            raise HarnessError(f"{archive} cannot be read as a bench archive: {e}") from None
-        meta_path = tmpdir / "export.json"
-        if not meta_path.is_file():
-            raise HarnessError(f"{archive} has no export.json; it was not written by `bench export`")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != FORMAT:
-            raise HarnessError(f"{archive}: format {meta.get('format')!r}, expected {FORMAT!r}")
+        meta = _unpack(archive, tmpdir)
         name = meta["study"]
-        if not NAME_RE.match(name):
-            raise HarnessError(f"{archive}: study name {name!r} is not a valid study name")
-        _verify_members(tmpdir, meta, present)
-
         sdir = records.study_dir(name)
         if sdir.exists() and any(sdir.iterdir()):
             raise ConfigError(f"{sdir} already exists; import into another results folder (--results DIR) or move it away")
         url = storage.url_of(name, storage_url)
-        created = not sdir.exists()
-        sdir.mkdir(parents=True, exist_ok=True)
-        try:
-            dst = storage.open_storage(url, heartbeat=False)
-            clash = sorted(set(meta["optuna_studies"]) & set(storage.study_names(dst)))
-            if clash:
-                raise ConfigError(f"storage {storage.mask(url)} already holds study {clash[0]!r}; import into another storage (--storage URL)")
-            src = storage.open_storage(f"sqlite:///{tmpdir / 'storage.db'}", heartbeat=False)
-            with storage.optuna_log_level(optuna.logging.WARNING):
-                for n in meta["optuna_studies"]:
-                    optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
-            src.engine.dispose()
-        except BaseException:
-            if created:  # leave no half-made study folder (or embedded storage) behind
-                shutil.rmtree(sdir, ignore_errors=True)
-            raise
+        _copy_studies(meta, tmpdir / "storage.db", url, sdir)
         files = tmpdir / "files"
         if files.is_dir():
             for entry in files.iterdir():
@@ -205,3 +170,55 @@ def import_archive(archive: Path, storage_url: str | None = None, log: Callable[
     log(f"imported {name}: {len(meta['optuna_studies'])} Optuna studies ({sum(meta['optuna_studies'].values())} trials) "
         f"into {storage.mask(url)}, {n_files} files into {sdir}, every checksum verified")
     return meta
+
+
+def _check_sidecar(archive: Path) -> None:
+    """The archive exists and, when ARCHIVE.sha256 is beside it, matches it."""
+    if not archive.is_file():
+        raise ConfigError(f"archive {archive} does not exist")
+    sidecar = archive.with_name(archive.name + ".sha256")
+    if sidecar.is_file():
+        want = sidecar.read_text().split()[0]
+        if manifest.sha256_file(archive) != want:
+            raise HarnessError(f"{archive}: sha256 differs from {sidecar.name}; the archive is damaged or altered")
+
+
+def _unpack(archive: Path, tmpdir: Path) -> dict[str, Any]:
+    """Extract the archive into tmpdir and verify every member against export.json; export.json's content."""
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            present = {m.name for m in tar.getmembers() if m.isfile()}
+            tar.extractall(tmpdir, filter="data")  # refuses absolute paths, '..' and links out of the tree
+    except (tarfile.TarError, OSError) as e:
+        raise HarnessError(f"{archive} cannot be read as a bench archive: {e}") from None
+    meta_path = tmpdir / "export.json"
+    if not meta_path.is_file():
+        raise HarnessError(f"{archive} has no export.json; it was not written by `bench export`")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("format") != FORMAT:
+        raise HarnessError(f"{archive}: format {meta.get('format')!r}, expected {FORMAT!r}")
+    if not NAME_RE.match(meta["study"]):
+        raise HarnessError(f"{archive}: study name {meta['study']!r} is not a valid study name")
+    _verify_members(tmpdir, meta, present)
+    return meta
+
+
+def _copy_studies(meta: dict[str, Any], db: Path, url: str, sdir: Path) -> None:
+    """The archive's Optuna studies into the destination storage, refusing one it already holds; a
+    study folder made here is removed again when that fails."""
+    created = not sdir.exists()
+    sdir.mkdir(parents=True, exist_ok=True)
+    try:
+        dst = storage.open_storage(url, heartbeat=False)
+        clash = sorted(set(meta["optuna_studies"]) & set(storage.study_names(dst)))
+        if clash:
+            raise ConfigError(f"storage {storage.mask(url)} already holds study {clash[0]!r}; import into another storage (--storage URL)")
+        src = storage.open_storage(f"sqlite:///{db}", heartbeat=False)
+        with storage.optuna_log_level(optuna.logging.WARNING):
+            for n in meta["optuna_studies"]:
+                optuna.copy_study(from_study_name=n, from_storage=src, to_storage=dst)
+        src.engine.dispose()
+    except BaseException:
+        if created:  # leave no half-made study folder (or embedded storage) behind
+            shutil.rmtree(sdir, ignore_errors=True)
+        raise
