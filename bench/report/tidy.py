@@ -265,21 +265,10 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
             state = _state(t)
             if state == "waiting":
                 continue
-            ua = t["user_attrs"]
             for k, d in t["distributions"].items():
                 distributions.setdefault(variant, {})[k] = d
             spent += state in BUDGET
-            base = {
-                "study": sname, "dataset": cfg["data"]["dataset"], "variant": variant,
-                "sampler": ua.get("sampler") or cfg["study"].get("sampler", ""),
-                "pruner": ua.get("pruner") or cfg["study"].get("pruner") or "unrecorded",
-                "space": ua.get("space") or cfg["study"].get("space", ""), "trial": t["number"], "state": state,
-                "reason": ua.get("reason") or ua.get("error") or "", "paper_default": bool(ua.get("paper_default")),
-                "trials_spent": spent if state in BUDGET else np.nan, "steps": ua.get("steps"), "seconds": ua.get("seconds"),
-                "device": ua.get("device", ""), "best_step": ua.get("best_step"),
-                "value": np.nan if t["value"] is None else float(t["value"]),
-                **{f"hp_{k}": v for k, v in (ua.get("hparams") or t["params"]).items()},
-            }
+            base = _trial_row(cfg, variant, t, state, spent if state in BUDGET else np.nan)
             tdir = _trial_dir(sname, variant, t, results_dir, here, phase)
             base["trial_dir"] = str(tdir) if tdir is not None else ""
             logged = log_evaluations(tdir, unsealed)
@@ -294,7 +283,32 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
             for cp in cps:
                 rows.append({**base, **cp})
     metrics += [m for m in added if m not in metrics]  # metrics added with `bench eval` (issue 14, point 4)
-    frame = pd.DataFrame(rows)
+    frame = _typed_and_ordered(pd.DataFrame(rows), metrics)
+    feature_spaces = check_feature_spaces(spaces, where)
+    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase,
+                   "feature_spaces": feature_spaces, "budgets": budgets, "unsealed": unsealed}
+    return frame
+
+
+def _trial_row(cfg: dict[str, Any], variant: str, t: dict[str, Any], state: str, spent: float) -> dict[str, Any]:
+    """The columns of a trial that every one of its checkpoint rows repeats (ID_COLUMNS and hp_*)."""
+    ua = t["user_attrs"]
+    return {
+        "study": cfg["study"]["name"], "dataset": cfg["data"]["dataset"], "variant": variant,
+        "sampler": ua.get("sampler") or cfg["study"].get("sampler", ""),
+        "pruner": ua.get("pruner") or cfg["study"].get("pruner") or "unrecorded",
+        "space": ua.get("space") or cfg["study"].get("space", ""), "trial": t["number"], "state": state,
+        "reason": ua.get("reason") or ua.get("error") or "", "paper_default": bool(ua.get("paper_default")),
+        "trials_spent": spent, "steps": ua.get("steps"), "seconds": ua.get("seconds"),
+        "device": ua.get("device", ""), "best_step": ua.get("best_step"),
+        "value": np.nan if t["value"] is None else float(t["value"]),
+        **{f"hp_{k}": v for k, v in (ua.get("hparams") or t["params"]).items()},
+    }
+
+
+def _typed_and_ordered(frame: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Metric and spend columns as numbers (NaN where missing), the columns in the frame's order
+    (ID_COLUMNS, hp_*, metrics, the rest) and the rows by study, variant, trial and step."""
     for col in [c for c in frame.columns if any(c == m or c.startswith(f"{m}_") for m in metrics)]:
         frame[col] = pd.to_numeric(frame[col].map(records.from_json_number), errors="coerce").astype(float)
     for col in metrics:
@@ -305,11 +319,7 @@ def frame_from_export(exported: list[dict[str, Any]], results_dir: Path | None =
         frame[col] = pd.to_numeric(frame[col], errors="coerce")
     hp = sorted(c for c in frame.columns if c.startswith("hp_"))
     rest = [c for c in frame.columns if c not in ID_COLUMNS and c not in hp and c not in metrics]
-    frame = frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
-    feature_spaces = check_feature_spaces(spaces, where)
-    frame.attrs = {"objective": objective, "metrics": metrics, "configs": configs, "distributions": distributions, "phase": phase,
-                   "feature_spaces": feature_spaces, "budgets": budgets, "unsealed": unsealed}
-    return frame
+    return frame[ID_COLUMNS + hp + metrics + rest].sort_values(["study", "variant", "trial", "step"], kind="stable", ignore_index=True)
 
 
 def per_trial(frame: pd.DataFrame, include_pruned: bool | None = None) -> pd.DataFrame:
