@@ -284,7 +284,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         source = _load(args)
     rep, paths = report.write_report(source, Path(args.out) if args.out else None, study=args.name, storage_url=args.storage,
                                      notebook=not args.no_notebook, resamples=args.resamples, evaluator=args.importance,
-                                     include_pruned=args.include_pruned)
+                                     include_pruned=args.include_pruned, dpi=args.dpi)
     if not args.brief:
         m = rep.metric
         cols = [c.format(m=m) for c in SUMMARY_COLUMNS if c.format(m=m) in rep.summary]
@@ -549,6 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--importance", default="ped_anova", choices=["ped_anova", "fanova", "mdi"], help="Optuna importance evaluator (default ped_anova)")
     s.add_argument("--no-notebook", action="store_true", help="skip executing report.ipynb")
     s.add_argument("--brief", action="store_true", help="print only the conclusions and where the report is")
+    s.add_argument("--dpi", type=_positive_int, default=150, help="resolution of the PNG figures [150]; each is also written as SVG")
     s.add_argument("--include-pruned", action="store_true",
                    help="score pruned trials with their partial-training best like full-length ones (default: counted and shown apart)")
     s.set_defaults(fn=cmd_report)

@@ -41,6 +41,7 @@ def test_report_of_a_tiny_study_with_an_executed_notebook(env, tiny_study, tmp_p
     assert all(c["execution_count"] for c in code)
     outputs = [o for c in code for o in c["outputs"]]
     assert not [o for o in outputs if o["output_type"] == "error"]
+    assert not [o for o in outputs if o.get("name") == "stderr"], "a warning in the executed notebook (issue 19, point 5)"
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4  # distribution, budget, importance, lr, samples
     assert any("ns_gan" in "".join(o.get("data", {}).get("text/plain", "")) for o in outputs)
     md = (out / "report.md").read_text()

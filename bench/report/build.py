@@ -98,8 +98,10 @@ def draw(rep: Report) -> dict[str, Any]:
     return figs
 
 
-def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Path]:
-    """Write every file of the report into out_dir; returns them by name."""
+def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str], None] = lambda s: None,
+          dpi: int = figures.DPI) -> dict[str, Path]:
+    """Write every file of the report into out_dir; returns them by name. Figures: PNG at `dpi` and
+    SVG; report.html carries them inside (base64), so it is one file to mail."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -143,11 +145,13 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
         if isinstance(fig, Path):
             put(figs[name], fig.read_bytes())
         else:
-            paths[figs[name]] = figures.save(fig, out_dir / figs[name])
+            png, svg = figures.save(fig, out_dir / figs[name], dpi)
+            paths[figs[name]] = png
+            paths[f"figures/{svg.name}"] = svg
     rep.timings["figures_s"] = round(time.perf_counter() - clock, 3)
     clock = time.perf_counter()
     put("report.md", render_markdown(rep, figs).encode())
-    put("report.html", render_html(rep, figs).encode())
+    put("report.html", render_html(rep, figs, embed=out_dir).encode())
     rep.timings["documents_s"] = round(time.perf_counter() - clock, 3)
     if nb_thread is not None:
         clock = time.perf_counter()
@@ -189,7 +193,7 @@ def _parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def write_report(source: Any, out_dir: Path | None = None, *, study: str | None = None, storage_url: str | None = None,
                  notebook: bool = True, resamples: int = 2000, evaluator: str = "ped_anova", seed: int = 0,
-                 include_pruned: bool = False) -> tuple[Report, dict[str, Path]]:
+                 include_pruned: bool = False, dpi: int = figures.DPI) -> tuple[Report, dict[str, Path]]:
     """Load a study, build its report and write it (default folder: results/<study>/report/)."""
     clock = time.perf_counter()
     frames = load_phases(source, study=study, storage_url=storage_url)
@@ -201,7 +205,7 @@ def write_report(source: Any, out_dir: Path | None = None, *, study: str | None 
     rep.timings = {"load_s": load_s, **rep.timings}
     if out_dir is None:
         out_dir = _default_dir(source, frame)
-    return rep, write(rep, out_dir, notebook)
+    return rep, write(rep, out_dir, notebook, dpi=dpi)
 
 
 def _default_dir(source: Any, frame: pd.DataFrame) -> Path:

@@ -84,6 +84,7 @@ def at_budgets(curves: pd.DataFrame, budgets: list[float]) -> pd.DataFrame:
 def figure(curves: pd.DataFrame, metric: str, budget_seconds: float = 0.0):
     """Per dataset: expected (solid) and median (dotted) best score against device-seconds, log x;
     the study's budget_seconds as a vertical line."""
+    from bench.report import figures
     from bench.report.figures import _colors, _panels
 
     datasets = list(dict.fromkeys(curves["dataset"]))
@@ -103,9 +104,10 @@ def figure(curves: pd.DataFrame, metric: str, budget_seconds: float = 0.0):
         if budget_seconds > 0:
             ax.axvline(budget_seconds, color="grey", linewidth=1, linestyle="--", label=f"budget_seconds = {budget_seconds:g}")
         ax.set_xscale("log")
+        figures.log_ticks(ax.xaxis)
         ax.set_xlabel("budget (device-seconds of trials, run in a random order)")
-        ax.set_ylabel(f"expected best {metric}")
-        ax.set_title(f"{dataset}: best score within a device-time budget (dotted: median)", fontsize=9)
+        ax.set_ylabel(figures.score_label("expected best score", metric))
+        figures.title(ax, f"{dataset}: best score within a device-time budget (dotted: median)", 9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -299,7 +300,17 @@ CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1
        "th{background:#f3f3f3}img{max-width:100%}")
 
 
-def render_html(rep: Report, figs: dict[str, str]) -> str:
+def _data_uri(folder: Path, relative: str) -> str:
+    """A written figure as a data: URI (base64), so report.html holds its images itself."""
+    import base64
+    import mimetypes
+
+    kind = mimetypes.guess_type(relative)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode((folder / relative).read_bytes()).decode('ascii')}"
+
+
+def render_html(rep: Report, figs: dict[str, str], embed: Path | None = None) -> str:
+    """report.html; with `embed` (the report folder) every figure is inside it, not linked."""
     e = html.escape
     body: list[str] = []
     title = ""
@@ -312,7 +323,8 @@ def render_html(rep: Report, figs: dict[str, str]) -> str:
         elif kind == "ul":
             body.append("<ul>" + "".join(f"<li>{e(v)}</li>" for v in x) + "</ul>")
         elif kind == "img":
-            body.append(f'<p><img src="{e(x[0])}" alt="{e(x[1])}"></p>')
+            src = _data_uri(embed, x[0]) if embed is not None and (embed / x[0]).is_file() else x[0]
+            body.append(f'<p><img src="{e(src)}" alt="{e(x[1])}"></p>')
         elif kind == "table":
             df = x
             head = "".join(f"<th>{e(str(c))}</th>" for c in df.columns)

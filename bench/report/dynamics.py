@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
-from bench.report.figures import _plt, best_trials
+from bench.report.figures import _plt, best_trials, title
 from bench.report.tidy import log_evaluations
 
 MAX_PANELS = 10
@@ -86,6 +86,5 @@ def figure(best: pd.DataFrame) -> dict[str, Any]:
         ax.set_xlabel("D step", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-        ax.set_title(f"{row['dataset']} / {row['variant']}: modes covered per checkpoint (best {metric} {row['score']:.4g})",
-                     fontsize=8)
+        title(ax, f"{row['dataset']} / {row['variant']}: modes covered per checkpoint (best {metric} {row['score']:.4g})", 8)
     return {"dynamics": fig}

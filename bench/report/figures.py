@@ -1,4 +1,4 @@
-"""Figures of a report (matplotlib, Agg backend, PNG): score distributions, budget curves,
+"""Figures of a report (matplotlib, Agg backend, PNG and SVG): score distributions, budget curves,
 importance, score against learning rate, and the best trial's samples per variant (image grids,
 or for 2-D mixtures the scatter of generated against real points that each trial leaves).
 
@@ -6,6 +6,11 @@ The budget figure is the paper's "minimum FID as a function of budget" plot (Luc
 figure 4): expected best-of-k with a bootstrap band, one curve per variant. Diverged runs are never
 dropped: distributions count them in the axis labels, and the learning-rate view marks them with a
 cross along the top edge.
+
+For print (issue 19, point 5): every figure is written as PNG (at `dpi`) and as SVG (vector, for a
+paper); titles are wrapped to their panel's width, so none is clipped; score axes say in words what
+they show and which way is better; log axes label their decades only (minor labels overlapped);
+panels that compare variants on one metric share its scale.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from bench import records
+from bench.catalogue import CATALOGUE
 
 MAX_POINTS = 1500  # jittered points drawn per variant; the box and violin always use every run
 
@@ -33,18 +39,62 @@ def _colors(variants: list[str]) -> dict[str, Any]:
     return {v: cycle[i % len(cycle)] for i, v in enumerate(variants)}
 
 
-def save(fig: Any, path: Path) -> Path:
+DPI = 150  # PNG resolution; `bench report --dpi` sets another (the SVG beside it is resolution-free)
+
+
+def save(fig: Any, path: Path, dpi: int = DPI) -> list[Path]:
+    """Write the figure as `path` (PNG at `dpi`) and as the SVG beside it; returns both paths."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    svg = path.with_suffix(".svg")
+    fig.savefig(path, dpi=dpi)
+    fig.savefig(svg, metadata={"Date": None})  # no timestamp: the same report gives the same file
     _plt().close(fig)
-    return path
+    return [path, svg]
 
 
-def _panels(n: int, width: float = 4.5, height: float = 3.6) -> tuple[Any, list[Any]]:
+def better(metric: str) -> str:
+    """'lower is better' or 'higher is better' for a registered metric ('' for an unknown one)."""
+    lower = CATALOGUE["metric_lower_is_better"].get(metric)
+    return "" if lower is None else ("lower is better" if lower else "higher is better")
+
+
+def score_label(what: str, metric: str) -> str:
+    """An axis label in words, with the metric it reads and its direction: 'best score per trial,
+    lower is better' over 'fid_lenet_digits5k_1k_test'."""
+    direction = better(metric)
+    return f"{what}" + (f", {direction}" if direction else "") + f"\n({metric})"
+
+
+def title(ax: Any, text: str, fontsize: float = 9) -> None:
+    """A title wrapped to its panel's width (a character budget from the width in points and the
+    font size), so a long one takes two lines instead of being clipped at the figure's edge."""
+    import textwrap
+
+    width_pt = ax.get_position().width * ax.figure.get_figwidth() * 72
+    chars = max(16, int(width_pt / (0.6 * fontsize)))
+    ax.set_title("\n".join(textwrap.fill(part, chars) for part in text.split("\n")), fontsize=fontsize)
+
+
+def log_ticks(axis: Any) -> None:
+    """Labels on a log axis that never overlap: matplotlib labels minor ticks too when the range is
+    under a decade or two, and those labels run into each other. Call after plotting: the span of
+    the view picks the labelled ticks (decades; 1 and 3 per decade; or 1, 2 and 5 under a decade)."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    axis.axes.autoscale_view()
+    lo, hi = sorted(axis.get_view_interval())
+    span = np.log10(hi / lo) if lo > 0 and hi > 0 else 3.0
+    subs = (1.0,) if span >= 2 else (1.0, 3.0) if span >= 1 else (1.0, 2.0, 5.0)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
+    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _panels(n: int, width: float = 4.5, height: float = 3.6, sharey: bool = False) -> tuple[Any, list[Any]]:
     plt = _plt()
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, layout="constrained", sharey=sharey)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -82,9 +132,10 @@ def distribution(best: pd.DataFrame) -> Any:
             allf = np.concatenate([f for _, f in nonempty])
             if allf.min() > 0 and allf.max() / allf.min() > 20:
                 ax.set_yscale("log")
+                log_ticks(ax.yaxis)
         ax.set_xticks(range(len(variants)), labels)
-        ax.set_ylabel(f"best {metric} per trial")
-        ax.set_title(f"{dataset}: best score per trial (+inf: diverged before any checkpoint)", fontsize=9)
+        ax.set_ylabel(score_label("best score per trial", metric))
+        title(ax, f"{dataset}: best score per trial (+inf: diverged before any checkpoint)", 9)
     return fig
 
 
@@ -115,7 +166,8 @@ def secondary(best: pd.DataFrame, table: pd.DataFrame) -> Any:
             ax.boxplot([x for _, x in boxes], positions=[i for i, _ in boxes], widths=0.3, showfliers=False,
                        medianprops={"color": "black"})
         ax.set_xticks(range(len(variants)), [f"{v}\nn={len(x)}" for v, (_, x) in zip(variants, shown)])
-        ax.set_title(f"{dataset}: {col}\n({better} is better; at each trial's best checkpoint)", fontsize=8)
+        ax.set_ylabel(f"value at the trial's best checkpoint, {better} is better", fontsize=8)
+        title(ax, f"{dataset}: {col}\n({better} is better; at each trial's best checkpoint)", 8)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     return fig
@@ -143,11 +195,12 @@ def budget(curves: pd.DataFrame, metric: str) -> Any:
             ax.fill_between(k[band], lo[band], hi[band], color=colors[v], alpha=0.2, linewidth=0)
         if c["k"].max() > 20:
             ax.set_xscale("log")
+            log_ticks(ax.xaxis)
         else:
             ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_xlabel("budget k (trials)")
-        ax.set_ylabel(f"expected best {metric}")
-        ax.set_title(f"{dataset}: expected best of k trials (band: 95% bootstrap; dotted: median)", fontsize=9)
+        ax.set_xlabel("budget k (trials run)")
+        ax.set_ylabel(score_label("expected best score of k trials", metric))
+        title(ax, f"{dataset}: expected best of k trials (band: 95% bootstrap; dotted: median)", 9)
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     return fig
@@ -165,14 +218,15 @@ def importance_bars(imp: pd.DataFrame) -> Any:
         else:
             ax.barh(ok["param"], ok["importance"], color="tab:blue")
             ax.set_xlim(0, 1)
-        ax.set_title(f"{dataset} / {variant} ({g['evaluator'].iloc[0]}, {int(g['trials'].iloc[0])} trials)", fontsize=9)
+            ax.set_xlabel("importance (share of the score's variance)")
+        title(ax, f"{dataset} / {variant} ({g['evaluator'].iloc[0]}, {int(g['trials'].iloc[0])} trials)", 9)
     return fig
 
 
 def learning_rate(view: pd.DataFrame, metric: str) -> Any:
     """One panel per (dataset, variant): best score against learning rate; diverged runs as crosses on top."""
     groups = list(view.groupby(["dataset", "variant"], sort=False))
-    fig, axes = _panels(max(1, len(groups)), width=4.0, height=3.2)
+    fig, axes = _panels(max(1, len(groups)), width=4.0, height=3.2, sharey=True)  # one metric: one scale to compare
     finite = view["score"][np.isfinite(view["score"].to_numpy(float))]
     top = float(finite.max()) * 1.05 if len(finite) else 1.0
     for ax, ((dataset, variant), g) in zip(axes, groups):
@@ -184,9 +238,11 @@ def learning_rate(view: pd.DataFrame, metric: str) -> Any:
             ax.scatter(lr[~ok], np.full((~ok).sum(), top), marker="x", color="tab:red", s=20, label="diverged")
             ax.legend(fontsize=7, loc="lower right")
         ax.set_xscale("log")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel(f"best {metric}")
-        ax.set_title(f"{dataset} / {variant}", fontsize=9)
+        log_ticks(ax.xaxis)
+        ax.set_xlabel("learning rate (log scale)")
+        if ax.get_subplotspec().is_first_col():  # one shared scale: labelled once per row
+            ax.set_ylabel(score_label("best score of the trial", metric))
+        title(ax, f"{dataset} / {variant}", 9)
     return fig
 
 
@@ -214,5 +270,5 @@ def samples(best: pd.DataFrame) -> dict[str, Any]:
     for ax, (row, img) in zip(axes, shown):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None)
         ax.set_axis_off()
-        ax.set_title(f"{row['dataset']} / {row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.4g}", fontsize=8)
+        title(ax, f"{row['dataset']} / {row['variant']} trial {int(row['trial'])}\n{metric} {row['score']:.4g}", 8)
     return {"samples": fig}

@@ -39,6 +39,9 @@ def execute_notebook(out_dir: Path, source: str = "") -> Path:
     env = dict(os.environ)
     env["PYTHONPATH"] = package_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("MPLBACKEND", None)  # the kernel draws inline
+    # Optuna imports tqdm.auto, which warns in a kernel without ipywidgets ("IProgress not found");
+    # the notebook shows no progress bar, so the warning is noise in every executed report.
+    env["PYTHONWARNINGS"] = ",".join(filter(None, [env.get("PYTHONWARNINGS", ""), "ignore:IProgress not found"]))
     config = Config()
     config.KernelManager.transport_encryption = "auto"  # CurveZMQ between this process and the kernel
     client = NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3", config=config,
