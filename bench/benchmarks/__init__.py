@@ -35,6 +35,17 @@ def benchmark(name: str) -> Callable[[Callable[[bool], dict[str, Any]]], Callabl
     return deco
 
 
+def host() -> dict[str, Any]:
+    """Where a benchmark ran: the trial manifests' environment recorder (manifest.environment) for the
+    GPU when there is one, else the CPU, and torch's thread count."""
+    import torch
+
+    from bench.trial import manifest
+
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    return {**manifest.environment(device), "threads": torch.get_num_threads()}
+
+
 def load_all() -> dict[str, Callable[[bool], dict[str, Any]]]:
     for m in MODULES:
         importlib.import_module(m)

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 
-import torch
-
 from bench import records
-from bench.benchmarks import load_all
+from bench.benchmarks import host, load_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,12 +23,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out_dir = records.results_root() / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
-    host = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "machine": platform.machine(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    where = host()
     for name in args.names or list(registry):
         t0 = time.perf_counter()
         figures = registry[name](args.quick)
-        result = {"name": name, "host": host, "wall_s": round(time.perf_counter() - t0, 2),
+        result = {"name": name, "host": where, "wall_s": round(time.perf_counter() - t0, 2),
                   "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **figures}
         records.write_json(out_dir / f"{name}.json", result)
         print(json.dumps({k: v for k, v in result.items() if k != "host"}))

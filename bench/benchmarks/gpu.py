@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from bench import records
-from bench.benchmarks import loop, packing
+from bench.benchmarks import host, loop, packing
 from bench.config import load_study
 from bench.gan.architectures import ARCHITECTURES
 from bench.metrics import base
@@ -44,11 +44,6 @@ GPU_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {
     "compile": ({"compile": True}, None),
     "compile_bf16": ({"compile": True, "precision": "bf16"}, None),
 }
-
-
-def host() -> dict[str, Any]:
-    return {"torch": torch.__version__, "cuda": torch.version.cuda,
-            "device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"}
 
 
 def write(name: str, figures: dict[str, Any], smoke: bool) -> None:
