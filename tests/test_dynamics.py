@@ -28,6 +28,9 @@ def test_density_counts_by_hand(tmp_path):
     assert d["counts"][32, 32] == 2 and d["counts"][0, 63] == 1 and d["counts"].sum() == 3
     assert int(d["total"]) == 5 and int(d["outside"]) == 2
     assert np.allclose(d["edges_x"][[0, -1]], [-3, 3]) and np.allclose(d["edges_y"][[0, -1]], [-3, 3])
+    # The real points on the same bins: (-2, -1) in bin (10, 21), (2, 1) in (53, 42), (0, 0) in (32, 32).
+    ref_counts = d["reference_counts"]
+    assert ref_counts[10, 21] == ref_counts[53, 42] == ref_counts[32, 32] == 1 and ref_counts.sum() == 3
 
 
 def test_shown_steps_keep_the_first_and_the_last():

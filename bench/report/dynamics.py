@@ -4,7 +4,8 @@ mixture where the unrolled GAN spreads over all of them).
 
 For the best trial of each variant, one row of panels, the density of the generated points at its
 checkpoints (the 2-D histograms the training loop keeps, records.densities; at most MAX_PANELS,
-evenly spaced, first and last always shown) on a log colour scale, and under it the modes covered
+evenly spaced, first and last always shown) on a log colour scale with the bins the real test points
+occupy outlined in white, and under it the modes covered
 at every checkpoint (the `modes_*` metric of the trial's metrics log). Studies of image data leave
 no densities, and the report has no such figure.
 """
@@ -70,6 +71,10 @@ def figure(best: pd.DataFrame) -> dict[str, Any]:
             ex, ey = d["edges_x"], d["edges_y"]
             ax.imshow(np.log1p(d["counts"].astype(float)).T, origin="lower", extent=(ex[0], ex[-1], ey[0], ey[-1]),
                       cmap="viridis", interpolation="nearest")
+            if "reference_counts" in d:  # where the real points are: an outline of the bins they occupy
+                cx, cy = (ex[:-1] + ex[1:]) / 2, (ey[:-1] + ey[1:]) / 2
+                ax.contour(cx, cy, (d["reference_counts"] > 0).T.astype(float), levels=[0.5], colors="white",
+                           linewidths=0.6)
             ax.set_xticks([])
             ax.set_yticks([])
             label = f"step {step}" + (f"\n{modes[step]:g} modes" if step in modes else "")

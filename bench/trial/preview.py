@@ -54,7 +54,8 @@ def density_npz(points: torch.Tensor, reference: torch.Tensor) -> bytes:
     """The 2-D histogram of generated (N, 2) `points` as .npz bytes: `counts` (DENSITY_BINS x
     DENSITY_BINS, uint16, or uint32 where a bin holds more than 65,535; rows are x, columns y, as
     numpy's histogram2d), `edges_x` and `edges_y` (DENSITY_BINS + 1 bin edges each, equal widths),
-    `total` (N) and `outside` (points beyond the window or not finite). The window is the square around
+    `total` (N), `outside` (points beyond the window or not finite) and `reference_counts`, the
+    real points' histogram on the same bins, which the report outlines for comparison. The window is the square around
     the real `reference` points, 1.5 times their wider extent, so every mode sits well inside it
     and all checkpoints of a study share one window."""
     ref = reference.detach().cpu().double().numpy()
@@ -63,8 +64,10 @@ def density_npz(points: torch.Tensor, reference: torch.Tensor) -> bytes:
     edges = np.linspace(-half, half, DENSITY_BINS + 1)
     g = points.detach().cpu().double().numpy()
     counts, _, _ = np.histogram2d(g[:, 0] - centre[0], g[:, 1] - centre[1], bins=[edges, edges])
+    real, _, _ = np.histogram2d(ref[:, 0] - centre[0], ref[:, 1] - centre[1], bins=[edges, edges])
     dtype = np.uint16 if counts.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32
     buf = io.BytesIO()
     np.savez_compressed(buf, counts=counts.astype(dtype), edges_x=edges + centre[0], edges_y=edges + centre[1],
-                        total=np.int64(len(g)), outside=np.int64(len(g) - int(counts.sum())))
+                        total=np.int64(len(g)), outside=np.int64(len(g) - int(counts.sum())),
+                        reference_counts=real.astype(np.uint16 if real.max(initial=0) <= np.iinfo(np.uint16).max else np.uint32))
     return buf.getvalue()
