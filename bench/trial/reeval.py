@@ -3,8 +3,8 @@
 `calc_metrics.py` habit: a separate entry point over saved snapshots).
 
 `bench eval STUDY [--variant V] [--metrics M ...]` loads each saved generator checkpoint of the
-study's trials (G's moving average where the study set `[train] g_ema`, as training scored it), samples the same fixed z as training did (seed `[eval] seed`, the same BN mode),
-computes the metrics and *appends* `{"kind": "eval", "source": "bench eval", ...}` records to the
+study's trials (G's moving average where the study set `[train] g_ema`, as training scored it),
+samples the same fixed z as training did (seed `[eval] seed`, the same BN mode), computes the metrics and *appends* `{"kind": "eval", "source": "bench eval", ...}` records to the
 trial's metrics.jsonl: nothing is overwritten and a value already logged for a (step, metric) is
 not recomputed unless `--again` asks for another record. Because generation and metrics are the
 training loop's own functions, re-evaluating a metric of the study file reproduces the value
