@@ -23,6 +23,10 @@ from bench.errors import ConfigError
 
 STUDIES_DIR = Path(__file__).resolve().parent.parent / "studies"
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Keys added after studies were made, each with the value at which it computes what those studies
+# computed: the compatibility digest leaves a key out at that value (so such studies resume), and
+# the audit does not call its absence from an older trial's record drift.
+NEUTRAL_WHEN_ABSENT: dict[tuple[str, str], Any] = {("study", "fixed"): {}, ("train", "g_ema"): 0.0}
 
 
 def _opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = None, **kw: Any) -> Any:

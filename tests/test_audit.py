@@ -446,3 +446,18 @@ def test_seed_reruns_are_a_separate_study_of_the_best_configuration(made, study,
     capsys.readouterr()
     rc, out, report = audit(capsys, "--phase", "seeds", "--trials", "all", "--reruns", "0")
     assert rc == 0 and len(report["trials"]) == 2, out
+
+
+def test_keys_newer_than_a_record_are_not_drift_at_their_neutral_value():
+    """A trial recorded before [study] fixed and [train] g_ema existed computed what fixed = {} and
+    g_ema = 0 compute: its audit must not list them (the lucic_small case listed both for every
+    trial); another value, or a key the record has with another value, still shows."""
+    from bench.config import NEUTRAL_WHEN_ABSENT
+    from bench.trial.manifest import compare
+
+    here = {"config": {"study": {"study": {"fixed": {}, "seed": 0}, "train": {"g_ema": 0.0, "steps": 10}}}}
+    old = {"config": {"study": {"study": {"seed": 0}, "train": {"steps": 10}}}}
+    assert {("study", "fixed"), ("train", "g_ema")} <= set(NEUTRAL_WHEN_ABSENT)
+    assert compare(old, here) == []
+    changed = {"config": {"study": {"study": {"fixed": {"beta1": 0.5}, "seed": 0}, "train": {"g_ema": 0.999, "steps": 10}}}}
+    assert {d.field for d in compare(old, changed)} == {"config.study.study.fixed.beta1", "config.study.train.g_ema"}

@@ -37,7 +37,7 @@ import optuna
 import torch
 
 from bench import records, storage
-from bench.config import StudyConfig
+from bench.config import NEUTRAL_WHEN_ABSENT, StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
 from bench.study import status as status_mod
@@ -80,10 +80,9 @@ def compat_digest(cfg: StudyConfig) -> str:
     d = cfg.to_dict()
     for key in NOT_IN_DIGEST:
         d["study"].pop(key)
-    if not d["study"]["fixed"]:  # no held values: what studies made before the key computed
-        d["study"].pop("fixed")
-    if d["train"]["g_ema"] == 0:  # off computes what studies made before the key computed: they resume
-        d["train"].pop("g_ema")
+    for (section, key), neutral in NEUTRAL_WHEN_ABSENT.items():  # keys newer than some studies: they resume
+        if d[section][key] == neutral:
+            d[section].pop(key)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

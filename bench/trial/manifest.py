@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from bench import records, storage
+from bench.config import NEUTRAL_WHEN_ABSENT
 from bench.errors import HarnessError
 from bench.trial import speed
 
@@ -323,6 +324,7 @@ def _short(v: Any) -> str:
 
 
 _ABSENT = object()
+_NEUTRAL = {f"config.study.{section}.{key}": value for (section, key), value in NEUTRAL_WHEN_ABSENT.items()}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -354,8 +356,8 @@ def compare(recorded: Mapping[str, Any], here: Mapping[str, Any]) -> list[Differ
         if _matches(key, IGNORED) or (key.startswith("metrics.extractors") and not measured_extractors):
             continue
         rv, hv = r.get(key, _ABSENT), h.get(key, _ABSENT)
-        if rv == hv:
-            continue
+        if rv == hv or (rv is _ABSENT and key in _NEUTRAL and hv == _NEUTRAL[key]):
+            continue  # a key newer than the record, at the value that computes what the record's trial did
         both = rv is not _ABSENT and hv is not _ABSENT
         out.append(Difference(key, rv, hv, "identity" if both and _matches(key, IDENTITY) else "drift"))
     return out
