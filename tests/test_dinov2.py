@@ -1,18 +1,23 @@
 """FD in DINOv2 ViT-B/14 features, on random weights of the checkpoint's structure (the real file needs
-the network): Meta's key layout loads strictly, features have the right shape, do
-not depend on the batch size, and the harness's FD equals torch-fidelity's end to end on the same
-network. A ViT-B forward on the CPU is heavy: the 224 px shape check runs on 2 images, the rest at
-28 px (2 x 2 patches; the position embedding is resampled by timm at run time)."""
+the network): Meta's key layout loads strictly, features have the right shape, and the metric reaches
+the report of a tiny study. That its FD does not depend on the batch size and equals torch-fidelity's
+end to end on the same network is test_metrics.py's FID test, parametrized over LeNet and DINOv2.
+A ViT-B forward on the CPU is heavy: the 224 px shape check runs on 2 images, the study on a few."""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import tomllib
+
+import pandas as pd
 import pytest
 import torch
 
-from bench.data.base import Data
 from bench.errors import HarnessError
-from bench.metrics import base, extractors, fidelity, image
-from bench.metrics.extractors import EXTRACTORS, ExtractorSpec
+from bench.metrics import extractors, fidelity, image
+
+from .conftest import tiny_study_text
 
 pytest.importorskip("timm")
 from bench.metrics import dinov2  # noqa: E402
@@ -51,31 +56,39 @@ def test_a_foreign_file_or_no_file_is_one_clear_error(tmp_path, monkeypatch):
         dinov2.resolve_weights()
 
 
-def test_fd_is_batch_size_independent_and_equals_torch_fidelity(env, weights, monkeypatch):
-    monkeypatch.setitem(EXTRACTORS, "dinov2-small", ExtractorSpec(
-        "dinov2-small", "test", lambda device, w="": extractors.dinov2_extractor(weights, device, size=28)))
-    g = torch.Generator().manual_seed(1)
-    data = Data("dino", torch.rand(4, 3, 28, 28, generator=g), torch.rand(12, 3, 28, 28, generator=g))
-    gen = torch.rand(12, 3, 28, 28, generator=g) ** 2  # another distribution
-    values = []
-    for bs in (12, 5):
-        ctx = base.MetricContext(data, torch.device("cpu"), batch_size=bs)
-        ctx.begin()
-        values.append(image.fid("dinov2-small", 12)(ctx, gen)["value"])
-    assert values[0] == pytest.approx(values[1], rel=1e-5) and values[0] > 0
-    ext = ctx.extractor("dinov2-small")
-    name = fidelity.register_with_torch_fidelity("bench-dinov2-small", ext.run, ext.layers)
+# ViT-B/14 at 224 px runs at about 2 s an image on the shared 2-core CPU (timed with 25 digits), so the
+# report check uses 20 generated and 20 test images, not 10,000: a protocol for this test only.
+SMALL = 20
 
-    class U8(torch.utils.data.Dataset):
-        def __init__(self, x):
-            self.x = extractors.to_uint8(x)
 
-        def __len__(self):
-            return len(self.x)
+@pytest.mark.slow
+def test_fd_in_dinov2_features_appears_in_the_report_of_a_tiny_study(env, weights, monkeypatch, tmp_path):
+    """fd_dinov2_vitb14_10k_test's own extractor (224 px) and Fréchet code on SMALL images, registered at
+    run time, in a one-trial study run in-process: report.md's secondary metrics table and summary.csv show it."""
+    from bench import metrics, records, report, storage
+    from bench.config import parse_study
+    from bench.gan.variants import VARIANTS
+    from bench.report.tables import fmt
+    from bench.study import runner
 
-        def __getitem__(self, i):
-            return self.x[i]
-
-    theirs = fidelity.calculate_metrics(input1=U8(gen), input2=U8(data.test), fid=True, cuda=False, cache=False,
-                                        verbose=False, save_cpu_ram=True, batch_size=4, feature_extractor=name)
-    assert values[0] == pytest.approx(theirs["frechet_inception_distance"], rel=1e-4)
+    real = metrics.METRICS["fd_dinov2_vitb14_10k_test"]
+    name = f"fd_dinov2_vitb14_{SMALL}_test"
+    monkeypatch.setitem(metrics.METRICS, name, dataclasses.replace(
+        real, name=name, doc=f"{real.doc} (test protocol: {SMALL} vs {SMALL})", num_samples=SMALL,
+        compute=image.fid(real.extractor, SMALL)))
+    monkeypatch.setenv(dinov2.WEIGHTS_ENV, str(weights))
+    text = tiny_study_text(variants='["ns_gan"]', checkpoint_every=10, metrics=f'["fid_lenet_digits5k_1k_test", "{name}"]')
+    cfg = parse_study(tomllib.loads(text), "tiny.toml")
+    url = storage.resolve_url(cfg)
+    runner.open_study(cfg, VARIANTS["ns_gan"], url, create=True)
+    runner.run_variants(cfg, ["ns_gan"], url, progress=False)
+    log = records.study_dir(cfg.name) / "ns_gan" / "trial-0000" / "metrics.jsonl"
+    (logged,) = [x[name] for x in records.read_jsonl(log) if name in x]
+    assert math.isfinite(logged) and logged > 0
+    report.write_report(cfg, tmp_path / "report", notebook=False, resamples=100)
+    secondary = (tmp_path / "report" / "report.md").read_text().split("## Secondary metrics", 1)[1].split("\n## ", 1)[0]
+    (row,) = [line for line in secondary.splitlines() if f"| {name} |" in line]
+    print(row)
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert summary[f"{name}_best_trial"].iloc[0] == pytest.approx(logged)
+    assert row.startswith("| digits5k | ns_gan |") and f"| {fmt(logged)} |" in row  # best trial's value

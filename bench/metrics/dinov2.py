@@ -21,9 +21,6 @@ Weights, in this order: $BENCH_DINOV2_WEIGHTS, the torch hub cache
 from __future__ import annotations
 
 import os
-import socket
-import sys
-from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Callable
 
@@ -54,29 +51,8 @@ def _missing(tried: str) -> str:
 
 def resolve_weights(allow_download: bool | None = None) -> Path:
     """The weights file: $BENCH_DINOV2_WEIGHTS, the torch hub cache, else a download (unless $BENCH_OFFLINE)."""
-    value = os.environ.get(WEIGHTS_ENV, "")
-    if value:
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise HarnessError(f"${WEIGHTS_ENV} = {value!r}: no such file; " + _missing(f"{path} does not exist"))
-        return path
-    hub = _hub_file()
-    if hub.is_file():
-        return hub
-    if allow_download is None:
-        allow_download = os.environ.get(fidelity.OFFLINE_ENV, "") in ("", "0")
-    if not allow_download:
-        raise HarnessError(_missing(f"${fidelity.OFFLINE_ENV} is set and {hub} does not exist"))
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(30)  # an offline node should fail in seconds, not hang
-    try:
-        with redirect_stdout(sys.stderr):
-            torch.hub.load_state_dict_from_url(DINOV2_URL, progress=False, map_location="cpu", weights_only=True)
-    except Exception as e:  # URLError, timeouts, proxies: all mean "no network" to the user
-        raise HarnessError(_missing(f"downloading it failed: {type(e).__name__}: {e}")) from None
-    finally:
-        socket.setdefaulttimeout(old)
-    return hub
+    return fidelity.resolve_weights_file([(f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV, ""))], _hub_file(), DINOV2_URL,
+                                         _missing, allow_download)
 
 
 def network() -> torch.nn.Module:

@@ -48,7 +48,7 @@ from bench.errors import HarnessError
 
 __all__ = [
     "statistics", "frechet_distance", "kid", "inception_score", "precision_recall", "inception",
-    "resolve_inception_weights", "resize_like_tf1", "write_random_inception_weights", "register_with_torch_fidelity", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
+    "resolve_inception_weights", "resolve_weights_file", "resize_like_tf1", "write_random_inception_weights", "register_with_torch_fidelity", "INCEPTION_NAME", "INCEPTION_FILE", "VERSION",
 ]
 
 VERSION = torch_fidelity.__version__
@@ -127,34 +127,44 @@ def _missing_message(tried: str, key: str = STUDY_KEY) -> str:
             f"{_hub_file()} (where torch-fidelity keeps its download)")
 
 
-def resolve_inception_weights(configured: str = "", allow_download: bool | None = None, key: str = STUDY_KEY) -> Path:
-    """The weights file to use, in this order: the study's `[eval] inception_weights`, $BENCH_INCEPTION_WEIGHTS,
-    torch-fidelity's download in the torch hub cache, and else a download through torch-fidelity
-    (unless $BENCH_OFFLINE is set). Raises HarnessError naming the file and how to get it. `key`: how
-    the caller's user names the file (the study key, or a command's flag such as `bench fid --weights`)."""
-    for source, value in ((key, configured), (f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV, ""))):
+def resolve_weights_file(sources: list[tuple[str, str]], hub: Path, url: str, missing: Callable[[str], str],
+                         allow_download: bool | None = None) -> Path:
+    """A network's weights file, in this order: the first of `sources` that is set (pairs of how the user
+    names it, such as a study key, a flag or `$ENV`, and its value), the torch hub cache file `hub`, else
+    a download of `url` into `hub` (unless $BENCH_OFFLINE is set). `missing(tried)` is the message that
+    names the file, the keys that set it and where to get it; every failure raises HarnessError with it.
+    The download is loaded with weights_only=True, as every weights file is (records.load_weights)."""
+    for source, value in sources:
         if value:
             path = Path(value).expanduser()
             if not path.is_file():
-                raise HarnessError(f"{source} = {value!r}: no such file; " + _missing_message(f"{path} does not exist", key))
+                raise HarnessError(f"{source} = {value!r}: no such file; " + missing(f"{path} does not exist"))
             return path
-    hub = _hub_file()
     if hub.is_file():
         return hub
     if allow_download is None:
         allow_download = os.environ.get(OFFLINE_ENV, "") in ("", "0")
     if not allow_download:
-        raise HarnessError(_missing_message(f"${OFFLINE_ENV} is set and {hub} does not exist", key))
+        raise HarnessError(missing(f"${OFFLINE_ENV} is set and {hub} does not exist"))
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(30)  # an offline node should fail in seconds, not hang
     try:
         with redirect_stdout(sys.stderr):
-            torch.hub.load_state_dict_from_url(INCEPTION_URL, progress=False, map_location="cpu")
+            torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu", weights_only=True)
     except Exception as e:  # URLError, timeouts, proxies: all mean "no network" to the user
-        raise HarnessError(_missing_message(f"downloading it failed: {type(e).__name__}: {e}", key)) from None
+        raise HarnessError(missing(f"downloading it failed: {type(e).__name__}: {e}")) from None
     finally:
         socket.setdefaulttimeout(old)
     return hub
+
+
+def resolve_inception_weights(configured: str = "", allow_download: bool | None = None, key: str = STUDY_KEY) -> Path:
+    """The weights file to use, in this order: the study's `[eval] inception_weights`, $BENCH_INCEPTION_WEIGHTS,
+    torch-fidelity's download in the torch hub cache, and else a download through torch-fidelity
+    (unless $BENCH_OFFLINE is set). Raises HarnessError naming the file and how to get it. `key`: how
+    the caller's user names the file (the study key, or a command's flag such as `bench fid --weights`)."""
+    return resolve_weights_file([(key, configured), (f"${WEIGHTS_ENV}", os.environ.get(WEIGHTS_ENV, ""))], _hub_file(),
+                                INCEPTION_URL, lambda tried: _missing_message(tried, key), allow_download)
 
 
 _SHA_MEMO: dict[tuple[str, int, int], str] = {}
