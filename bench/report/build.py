@@ -121,6 +121,13 @@ def write(rep: Report, out_dir: Path, notebook: bool = True, log: Callable[[str]
     nb_result: dict[str, Any] = {}
     nb_thread = None
     if notebook:
+        # What both threads import is imported here first. The notebook thread's kernel-spec lookup
+        # imports ipykernel and with it IPython; pyplot, imported by this thread for the figures, asks
+        # a loaded IPython for its REPL hook, and once found it half-initialized ("partially
+        # initialized module 'IPython'", the lucic_small case's first report).
+        import IPython  # noqa: F401  (installed with ipykernel, which executes the notebook)
+        import matplotlib.pyplot  # noqa: F401
+
         nb_thread = threading.Thread(target=_notebook_job, args=(out_dir, frame.attrs.get("source", ""), nb_result), daemon=True)
         nb_thread.start()
     put("summary.csv", rep.summary.to_csv(index=False).encode())
