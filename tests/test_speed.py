@@ -105,7 +105,7 @@ def test_compile_is_applied_in_place_and_keeps_parameter_names():
 
 
 def test_speed_keys_default_off_and_are_validated():
-    cfg = parse_study({}, "x.toml", "x")
+    cfg = parse_study({"study": {"trials": 1}}, "x.toml", "x")  # a file must set something (issue 14, point 8)
     assert (cfg.train.precision, cfg.train.compile, cfg.train.channels_last) == ("fp32", False, False)
     assert speed.settings(cfg.train, torch.device("cpu"))["precision"] == "fp32"
     with pytest.raises(ConfigError, match=r"x.toml: \[train\] precision = 'fp16' is not allowed; expected one of 'fp32', 'bf16'"):
