@@ -219,13 +219,18 @@ def compare_logs(recorded: list[dict[str, Any]], rerun: list[dict[str, Any]], to
         for key, value in r.items():
             if key in NOT_COMPARED or not isinstance(value, (int, float)) or isinstance(value, bool):
                 continue
-            d = rel_diff(value, other.get(key, math.nan))
+            d = _against_rerun(fails, f"{where}.{key}", "recorded", value, other.get(key), tolerance)
             n += 1
             worst = max(worst, d)
-            if d > tolerance:
-                fails.append(Check(f"{where}.{key}", "fail", f"recorded {value!r}, rerun {other.get(key)!r} "
-                                                              f"(relative difference {d:.3g} > tolerance {tolerance:g})"))
     return fails, worst, n
+
+
+def _against_rerun(fails: list[Check], where: str, what: str, value: float, rerun: Any, tolerance: float) -> float:
+    """The relative difference of one logged number and its rerun; a failure appended above `tolerance`."""
+    d = rel_diff(value, math.nan if rerun is None else rerun)
+    if d > tolerance:
+        fails.append(Check(where, "fail", f"{what} {value!r}, rerun {rerun!r} (relative difference {d:.3g} > tolerance {tolerance:g})"))
+    return d
 
 
 def recompute_sealed(sealed: list[records.Append], cfg: Any, variant: str, sdir: Path, device: Any,
@@ -261,12 +266,9 @@ def recompute_sealed(sealed: list[records.Append], cfg: Any, variant: str, sdir:
                 if not isinstance(r[name], (int, float)) or isinstance(r[name], bool):
                     fails.append(Check(f"{where}.{name}", "fail", f"sealed {r[name]!r} is not a number"))
                     continue
-                d = rel_diff(r[name], values.get(name, math.nan))
+                d = _against_rerun(fails, f"{where}.{name}", "sealed", r[name], values.get(name), tolerance)
                 n += 1
                 worst = max(worst, d)
-                if d > tolerance:
-                    fails.append(Check(f"{where}.{name}", "fail", f"sealed {r[name]!r}, rerun {values.get(name)!r} "
-                                                                  f"(relative difference {d:.3g} > tolerance {tolerance:g})"))
     return fails, worst, n
 
 

@@ -75,8 +75,7 @@ def need(cfg: StudyConfig, variant: str) -> Need:
         d_sizes, handles2 = _outputs(D)
         try:
             fake = G(torch.empty(cfg.train.batch_size, cfg.model.z_dim))  # (B, z) -> (B, *shape)
-            if any(True for _ in D.parameters()):  # a variant without a D (IMLE: d_role "none") builds an empty module
-                D(fake)
+            D(fake)  # a variant without a D (IMLE) has variants.NoD, which runs on any batch too
             train = sum(g_sizes) + sum(d_sizes)
             g_sizes.clear()
             for h in handles2:
