@@ -205,4 +205,5 @@ CATALOGUE = {'docs': {'variants': {'mm_gan': "minimax GAN: Goodfellow et al.'s s
                             'triangles_prf_1k_test': False,
                             'triangles_dist_1k_test': True,
                             'triangles_prf_100_test': False,
-                            'triangles_dist_100_test': True}}
+                            'triangles_dist_100_test': True},
+ 'metric_counts_modes': ['modes_ring8_10k', 'modes_grid25_10k']}

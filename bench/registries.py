@@ -121,6 +121,13 @@ def metric_lower_is_better(metric: str) -> bool:
     return bool(get("metrics")[metric].lower_is_better)
 
 
+def metric_counts_modes(metric: str) -> bool:
+    """Whether the metric's value is the number of mixture modes covered."""
+    if _shipped("metrics", metric):
+        return metric in CATALOGUE["metric_counts_modes"]
+    return metric in get("metrics") and bool(get("metrics")[metric].counts_modes)
+
+
 def live_catalogue() -> dict[str, Any]:
     """The catalogue computed from the registries themselves (imports torch)."""
     docs = {kind: {name: getattr(entry, "doc", "") or "" for name, entry in get(kind).items()} for kind in KINDS}
@@ -132,6 +139,7 @@ def live_catalogue() -> dict[str, Any]:
         "architecture_needs": {a: {d: arch.accepts(ds.shape) for d, ds in datasets.items()} for a, arch in archs.items()},
         "metric_datasets": {m: [d for d in datasets if metric.supports(d)] for m, metric in metrics.items()},
         "metric_lower_is_better": {m: bool(metric.lower_is_better) for m, metric in metrics.items()},
+        "metric_counts_modes": [m for m, metric in metrics.items() if metric.counts_modes],
     }
 
 

@@ -109,7 +109,8 @@ for _mix in ("ring8", "grid25"):
     register(Metric(
         name=f"modes_{_mix}_10k",
         doc=f"{_mix} modes covered: modes holding >= 1% of 10k generated points within 3 std (VEEGAN); higher is better",
-        num_samples=10_000, compute=mixtures.mixture_modes(_mix, 10_000), datasets=(_mix,), lower_is_better=False))
+        num_samples=10_000, compute=mixtures.mixture_modes(_mix, 10_000), datasets=(_mix,), lower_is_better=False,
+        counts_modes=True))
     register(Metric(
         name=f"hq_fraction_{_mix}_10k",
         doc=f"share of 10k generated points within 3 std of their nearest {_mix} mode (VEEGAN); higher is better",

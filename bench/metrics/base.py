@@ -120,6 +120,7 @@ class Metric:
     lower_is_better: bool = True
     extractor: str = ""  # the registered feature extractor (extractors.EXTRACTORS), recorded with every value
     needs_generator: bool = False  # reads ctx.generator (inverts G)
+    counts_modes: bool = False  # the value is the number of mixture modes covered (the report's dynamics figure plots it)
 
     def supports(self, dataset: str) -> bool:
         if self.datasets is None:  # any dataset of images (C, H, W), not the 2-D point sets

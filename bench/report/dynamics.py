@@ -6,7 +6,7 @@ For the best trial of each variant, one row of panels, the density of the genera
 checkpoints (the 2-D histograms the training loop keeps, records.densities; at most MAX_PANELS,
 evenly spaced, first and last always shown) on a log colour scale with the bins the real test points
 occupy outlined in white, and under it the modes covered
-at every checkpoint (the `modes_*` metric of the trial's metrics log). Studies of image data leave
+at every checkpoint (the metric of the trial's log that counts modes, `Metric.counts_modes`). Studies of image data leave
 no densities, and the report has no such figure.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench import records
+from bench import records, registries
 from bench.report.figures import _plt, best_trials, title
 from bench.report.tidy import log_evaluations
 
@@ -27,12 +27,14 @@ MAX_PANELS = 10
 
 def modes_per_step(tdir: Path) -> tuple[str, dict[int, float]]:
     """(metric, {step: modes covered}) from a trial's eval records as the report reads them
-    (tidy.log_evaluations: those its manifest vouches for): the first `modes_*` metric logged, the
-    last record of each step (a `bench eval --again` supersedes); ("", {}) if none."""
+    (tidy.log_evaluations: those its manifest vouches for): the first metric logged that counts
+    modes (`Metric.counts_modes`, e.g. modes_ring8_10k), the last record of each step (a `bench eval
+    --again` supersedes); ("", {}) if none."""
+    names = set(registries.names("metrics"))
     out: dict[str, dict[int, float]] = {}
     for r in log_evaluations(tdir):
         for k, v in r.items():
-            if k.startswith("modes_") and isinstance(v, (int, float)):
+            if isinstance(v, (int, float)) and k in names and registries.metric_counts_modes(k):
                 out.setdefault(k, {})[int(r["step"])] = float(v)
     if not out:
         return "", {}
