@@ -38,6 +38,8 @@ def _load(args: argparse.Namespace):
     cfg = load_study(args.study)  # before anything imports torch: a bad file fails in a fraction of a second
     if getattr(args, "trials", None) is not None:
         cfg = cfg.replace("study", trials=args.trials)
+    if getattr(args, "tensorboard", False):  # watching only: outside the study's digest (config.OBSERVATION_ONLY)
+        cfg = cfg.replace("train", tensorboard=True)
     return cfg
 
 
@@ -517,6 +519,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dry-run", action="store_true", help="print the plan and a compute estimate from a short measured calibration; write nothing")
     s.add_argument("--calibrate-steps", type=int, default=20, metavar="N", help="D steps per variant timed by --dry-run (0 skips the estimate)")
     s.add_argument("--no-progress", action="store_true", help="no progress bar per trial")
+    s.add_argument("--tensorboard", action="store_true", help="log every trial to TensorBoard under results/<study>/tensorboard/ (as [train] tensorboard = true)")
     s.set_defaults(fn=cmd_study)
 
     s = sub.add_parser("fetch", help="download a dataset's files into the data root now (run where the network is reachable)")
@@ -531,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="'cpu', 'cuda' or 'cuda:N' (default: the study file's [train] device); several workers may share one")
     s.add_argument("--no-progress", action="store_true", help="no progress bar per trial")
     s.add_argument("--no-wait", action="store_true", help="leave as soon as no trial can start (default: stay while others' trials run, to rerun any whose worker dies)")
+    s.add_argument("--tensorboard", action="store_true", help="log every trial to TensorBoard under results/<study>/tensorboard/ (as [train] tensorboard = true)")
     s.set_defaults(fn=cmd_worker)
 
     s = sub.add_parser("status", help="one line per variant: trials done of the budget, running, failed, spend")

@@ -27,6 +27,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # computed: the compatibility digest leaves a key out at that value (so such studies resume), and
 # the audit does not call its absence from an older trial's record drift.
 NEUTRAL_WHEN_ABSENT: dict[tuple[str, str], Any] = {("study", "fixed"): {}, ("train", "g_ema"): 0.0}
+# Keys that change only what is watched, never what a trial computes: left out of the compatibility
+# digest and of the audit's comparison at any value, so turning them on or off never forks a study.
+OBSERVATION_ONLY: tuple[tuple[str, str], ...] = (("train", "tensorboard"),)
 
 
 def _opt(default: Any, doc: str, check: Callable[[Any], str | None] | None = None, **kw: Any) -> Any:
@@ -123,6 +126,7 @@ class TrainSection:
     compile: bool = _opt(False, "torch.compile G and D in place (checkpoints unchanged); pays on GPUs after a one-off compile, not on a small CPU; off by default")
     channels_last: bool = _opt(False, "NHWC layout for conv nets and image batches (tensor cores prefer it, mostly with bf16); off by default")
     g_ema: float = _opt(0.0, "decay of an exponential moving average of G's weights (Yazıcı et al. 2019), updated after every G step; the averaged copy is what evaluation scores and checkpoints keep beside G (ema-g-*.pt); 0 = off, as in the paper; 0.999 is a common choice", lambda v: None if 0 <= v < 1 else "a number in [0, 1): 0 = off, else the decay, e.g. 0.999")
+    tensorboard: bool = _opt(False, "also log to TensorBoard (loss terms every log_every steps, metrics and the sample grid at checkpoints, hyperparameters) under results/<study>/tensorboard/; watching only, so it never changes a study's identity; off by default (README: TensorBoard)")
     tf32: bool = _opt(False, "TF32 tensor-core math for training convolutions (cuDNN) and float32 matmuls on Ampere and later GPUs: faster, 10-bit mantissa; off by default; evaluation always runs with TF32 off")
 
 

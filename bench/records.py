@@ -15,6 +15,8 @@
     results/<study>/seeds/<variant>/trial-NNNN/     phase 3: the best configuration rerun with seed NNNN
     results/<study>/seeds/seeds.csv, summary.csv    one row per seed rerun; per-variant distribution
     results/<study>/audit/audit.md, audit.json      the last `bench audit`; audit/scratch/ holds its reruns
+    results/<study>/tensorboard/<variant>/trial-NNNN/  [train] tensorboard: the trial's TensorBoard run (seeds/... for reruns)
+    results/<study>/artifacts/                      Optuna's file-system artifact store: each trial's sample grid, for optuna-dashboard
     $BENCH_CACHE (default ~/.cache/bench)           feature extractors and reference statistics
     $BENCH_CACHE/datasets/<name>-<key><ext>          generated datasets (triangles), keyed by their recipe
 
@@ -152,6 +154,33 @@ def audit_dir(study: str, root: Path | None = None) -> Path:
 def audit_rerun_dir(scratch: Path, phase: str, variant: str, number: int, k: int) -> Path:
     """Rerun k of a trial by `bench audit`, under audit/scratch/."""
     return scratch / phase / variant / trial_dir_name(number) / f"rerun-{k}"
+
+
+TENSORBOARD_DIR = "tensorboard"  # in a study folder: one TensorBoard run per trial ([train] tensorboard)
+ARTIFACTS_DIR = "artifacts"  # in a study folder: Optuna's FileSystemArtifactStore (sample grids for the dashboard)
+
+
+def tensorboard_dir(study: str, root: Path | None = None) -> Path:
+    """The study's TensorBoard log folder (`tensorboard --logdir` it; `make tensorboard`)."""
+    return study_dir(study, root) / TENSORBOARD_DIR
+
+
+def tensorboard_run_dir(study: str, tdir: Path, root: Path | None = None) -> Path | None:
+    """A trial's TensorBoard run, mirroring its folder: tensorboard/<variant>/trial-NNNN, and
+    tensorboard/seeds/<variant>/trial-NNNN for a seed rerun. None for a trial folder outside the
+    study's layout (a dry run's calibration, an audit's rerun, a benchmark's scratch): those are not watched."""
+    sdir = study_dir(study, root)
+    try:
+        rel = Path(tdir).resolve().relative_to(sdir)
+    except ValueError:
+        return None
+    if rel.parts[:1] in ((AUDIT_DIR,), (TENSORBOARD_DIR,)) or not rel.name.startswith("trial-"):
+        return None
+    return tensorboard_dir(study, root) / rel
+
+
+def artifacts_dir(study: str, root: Path | None = None) -> Path:
+    return study_dir(study, root) / ARTIFACTS_DIR
 
 
 def checkpoint_path(tdir: Path, step: int) -> Path:

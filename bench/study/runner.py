@@ -37,7 +37,7 @@ import optuna
 import torch
 
 from bench import records, storage
-from bench.config import NEUTRAL_WHEN_ABSENT, StudyConfig
+from bench.config import NEUTRAL_WHEN_ABSENT, OBSERVATION_ONLY, StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS, Variant
 from bench.study import status as status_mod
@@ -83,6 +83,8 @@ def compat_digest(cfg: StudyConfig) -> str:
     for (section, key), neutral in NEUTRAL_WHEN_ABSENT.items():  # keys newer than some studies: they resume
         if d[section][key] == neutral:
             d[section].pop(key)
+    for section, key in OBSERVATION_ONLY:  # watching (TensorBoard) never forks a study
+        d[section].pop(key)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

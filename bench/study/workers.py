@@ -26,7 +26,7 @@ STOP_GRACE_S = 30  # after Ctrl-C, how long workers get to record their trial as
 
 def worker_command(cfg: StudyConfig, variant: str, device: str | None, debug: bool = False) -> list[str]:
     cmd = [sys.executable, "-m", "bench"] + (["--debug"] if debug else [])
-    cmd += ["worker", cfg.source, "--variant", variant, "--no-progress"]
+    cmd += ["worker", cfg.source, "--variant", variant, "--no-progress"] + (["--tensorboard"] if cfg.train.tensorboard else [])
     return cmd + (["--device", device] if device else [])
 
 

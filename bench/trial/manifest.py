@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from bench import records, storage
-from bench.config import NEUTRAL_WHEN_ABSENT
+from bench.config import NEUTRAL_WHEN_ABSENT, OBSERVATION_ONLY
 from bench.errors import HarnessError
 from bench.trial import speed
 
@@ -53,7 +53,8 @@ CUBLAS_WORKSPACE = ":4096:8"  # PyTorch's documented setting for deterministic c
 # (times, the seal and checksums, checked on their own); everything else is environment drift.
 IDENTITY = ("config.", "seeds.", "data.dataset", "data.fingerprint", "data.train_shape", "data.test_shape",
             "metrics.", "determinism.deterministic", "study", "variant", "trial", "phase")
-IGNORED = ("schema", "started", "finished", "seal", "files", "appends", "status", "config_sha256", "data.source")
+IGNORED = ("schema", "started", "finished", "seal", "files", "appends", "status", "config_sha256", "data.source",
+           *(f"config.study.{section}.{key}" for section, key in OBSERVATION_ONLY))  # watching only: any value, or none
 
 
 # ---------------------------------------------------------------- seeding and deterministic mode

@@ -40,7 +40,7 @@ from bench.metrics import METRICS, compute_metrics, extractor_provenance, proven
 from bench.metrics.base import MetricContext, full_precision
 from bench.search.samplers import derive_seed
 from bench.trial import ema as ema_mod
-from bench.trial import manifest, preview, speed
+from bench.trial import manifest, preview, speed, tboard
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -188,6 +188,7 @@ def run_trial(
     B, state = cfg.train.batch_size, dict(variant.initial_state)
     result = TrialResult("complete", math.inf, None, 0, 0.0, str(device))
     images = None
+    board = tboard.open_board(cfg.train.tensorboard, cfg.name, tdir, variant.name, hp, objective)  # OFF unless [train] tensorboard
     acc: dict[str, torch.Tensor] = {}
     records.append_jsonl(log, {"kind": "data", "step": 0, "dataset": data.name, "source": data.source,
                                "fingerprint": data.fingerprint(), **stream.describe()})
@@ -208,6 +209,7 @@ def run_trial(
                 logged_state = {k: v for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))}  # BEGAN's k, M
                 values = _finite_or_raise({**acc, **logged_state}, step)
                 records.append_jsonl(log, {"kind": "train", "step": step, **values})
+                board.train(step, values)
                 if on_progress is not None:
                     on_progress(step)
 
@@ -215,6 +217,7 @@ def run_trial(
                 metrics, images = evaluate(G if ema is None else ema.module, cfg, ctx, z_eval)
                 records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
                                            "extractors": provenance(ctx, cfg.eval.metrics)})
+                board.checkpoint(step, metrics, images, data.test)
                 if images.ndim == 2 and images.shape[1] == 2:  # 2-D data: the density for the report's dynamics strip
                     records.atomic_write_bytes(records.density_path(tdir, step), preview.density_npz(images, data.test))
                 if cfg.train.keep_checkpoints:
@@ -239,6 +242,7 @@ def run_trial(
     finally:
         result.seconds = time.perf_counter() - t0
         result.extractors = extractor_provenance(ctx)
+        board.close()
     if images is not None and torch.isfinite(images).all():
         records.atomic_write_bytes(records.sample_grid_path(tdir), preview.samples_png(images, data.test))
     return result
