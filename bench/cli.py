@@ -102,6 +102,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         from bench.study import plan
 
         notes: list[str] = []
+        stored = {}
         try:
             url = storage.resolve_url(cfg, args.storage, create=False)
             existing = status.status_lines(cfg, url, variants)
@@ -109,7 +110,8 @@ def cmd_study(args: argparse.Namespace) -> int:
             url, existing = storage.url_of(cfg.name, args.storage, cfg.study.storage), []
         else:
             notes = _budget_notes(cfg, variants, url, args.variant)
-        for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing, notes):
+            stored = plan.stored_progress(cfg, url, variants)  # the estimate covers what is left of each budget
+        for line in plan.plan_lines(cfg, variants, url, args.workers, args.device, args.calibrate_steps, existing, notes, stored):
             print(line, flush=True)
         return 0
     if not args.create_only:  # --create-only may run where the data is not (a login node); workers check it

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -130,3 +131,33 @@ def load(name: str, root: Path) -> Data:
     if key not in _CACHE:
         _CACHE[key] = DATASETS[name].load(root)
     return _CACHE[key]
+
+
+STAND_IN_TRAIN = 4096  # train samples of a stand-in: enough for the batch stream, small enough to hold anywhere
+
+
+def stand_in(name: str, test_size: int, seed: int = 0) -> Data:
+    """Uniform noise in [0, 1] of dataset `name`'s sample shape (STAND_IN_TRAIN train samples,
+    `test_size` test samples), for timing where its files are not on this machine (the dry run's
+    calibration on a login node). It costs a training step and an evaluation what the real data
+    costs; it is never a result."""
+    spec = DATASETS[name]
+    g = torch.Generator().manual_seed(seed)
+    train = torch.rand((STAND_IN_TRAIN, *spec.shape), generator=g)
+    test = torch.rand((test_size, *spec.shape), generator=g)
+    return Data(name, train, test, source=f"stand-in: uniform noise of {name}'s shape {spec.shape}, seed {seed}")
+
+
+@contextmanager
+def substituted(name: str, root: Path, data: Data) -> Iterator[None]:
+    """While inside, `load(name, root)` returns `data` (a stand-in); the memo is restored after."""
+    key = (name, str(root))
+    before = _CACHE.get(key)
+    _CACHE[key] = data
+    try:
+        yield
+    finally:
+        if before is None:
+            _CACHE.pop(key, None)
+        else:
+            _CACHE[key] = before

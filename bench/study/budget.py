@@ -168,6 +168,28 @@ def admits(trials: Iterable[FrozenTrial], number: int, budget: Budget, planned_s
     return None
 
 
+@dataclass(frozen=True)
+class Left:
+    trials: int  # new trials the budget still admits
+    finished: int  # trials that took a slot and ended (complete, diverged, pruned, failed)
+    running: int  # trials that took a slot and run now (not in `trials`)
+    seconds: float  # device-seconds the budget leaves; inf without a seconds budget
+
+
+def left(trials: Iterable[FrozenTrial], budget: Budget, planned_steps: int) -> Left:
+    """What is left of `budget` for new trials: the slots not taken by finished or running trials,
+    no more than the D steps left allow (running trials commit their planned steps), and the
+    device-seconds not yet spent (what a dry run estimates on a partly done study)."""
+    trials = list(trials)
+    t = tally(trials)
+    n = max(0, budget.trials - t.counted)
+    if budget.steps:
+        committed = sum(steps_of(x, planned_steps) for x in trials if counts(x))
+        n = min(n, max(0, budget.steps - committed) // planned_steps)
+    seconds = max(0.0, budget.seconds - t.seconds) if budget.seconds else math.inf
+    return Left(n, t.finished, t.counted - t.finished, seconds)
+
+
 def status_line(name: str, trials: Iterable[FrozenTrial], budget: Budget, planned_steps: int) -> str:
     """One line a user can watch: done/budget, running, failed, the rest, and the spend."""
     trials = list(trials)
