@@ -329,18 +329,22 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from bench import storage
 
     source = args.study
+    folder = None  # the results folder, whose artifacts/ the dashboard serves (the trials' sample grids)
     if "://" in source:
         url = source
     else:
         from bench.report.tidy import resolve
 
-        url = resolve(source if Path(source).is_dir() else _load(args), args.storage)[0]
+        url, _, folder = resolve(source if Path(source).is_dir() else _load(args), args.storage)
     try:
         import optuna_dashboard
     except ImportError:
         raise HarnessError("optuna-dashboard is not installed; `pip install optuna-dashboard` (or `make setup`)") from None
     log.info(f"optuna-dashboard for {storage.mask(url)} at http://{args.host}:{args.port}/ (Ctrl-C to stop)")
-    optuna_dashboard.run_server(storage.open_storage(url, heartbeat=False), host=args.host, port=args.port)
+    from bench.study.dashboard import served_artifact_store
+
+    optuna_dashboard.run_server(storage.open_storage(url, heartbeat=False), host=args.host, port=args.port,
+                                artifact_store=served_artifact_store(folder))
     return 0
 
 

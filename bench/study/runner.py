@@ -45,6 +45,7 @@ from bench.study.status import budget_of, optuna_study_name, stored_budget
 from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
+from bench.study import dashboard
 from bench.trial import manifest
 from bench.trial.train import resolve_device, run_trial, trial_seeds
 
@@ -114,6 +115,7 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
             f"(digest {stored}, this file {digest}); use another [study] name or storage")
     if create:
         study.set_user_attr("budget", budget_of(cfg).to_dict())
+        dashboard.describe_study(study, cfg, variant, budget_of(cfg).describe())  # metric name and note for optuna-dashboard
         if not study.get_trials(deepcopy=False):
             defaults = {k: variant.defaults_in(cfg.study.space, cfg.study.fixed)[k] for k in space.searched(variant.space(cfg.study.space, cfg.study.fixed))}
             study.enqueue_trial(defaults, user_attrs={"paper_default": True})
@@ -205,6 +207,7 @@ class _TrialRun:
                                "seconds": round(result.seconds, 3), "best_step": result.best_step,
                                "evaluations": result.evaluations}.items():
                 trial.set_user_attr(key, value)
+            dashboard.attach_samples(trial, self.cfg.name, self.tdir)  # samples.png as the trial's Optuna artifact
             return result.value
         except optuna.TrialPruned as e:
             self.end("pruned", str(e))
@@ -256,6 +259,7 @@ class _TrialRun:
         for key, value in {"hparams": hp, "seeds": seeds, **self.phase.summary(self.me, self.origin),
                            "device": str(self.device), "device_name": env["device_name"], "trial_dir": str(tdir)}.items():
             trial.set_user_attr(key, value)
+        dashboard.record_fixed(trial, hp)  # fixed:<name> for every hyperparameter that is not a param
         return hp, seeds
 
     def on_progress(self, step: int) -> None:

@@ -38,7 +38,7 @@ from bench.config import StudyConfig
 from bench.errors import ConfigError, HarnessError
 from bench.gan.variants import VARIANTS
 from bench.search.samplers import derive_seed
-from bench.study import budget
+from bench.study import budget, dashboard
 from bench.study.runner import Phase, compat_digest, frozen, make_objective
 from bench.study.status import optuna_study_name
 from bench.trial.train import resolve_device, trial_seeds
@@ -84,6 +84,7 @@ def open_seeds_study(cfg: StudyConfig, variant: str, url: str, source_trial: int
     name = seeds_study_name(cfg, variant)
     study = optuna.create_study(study_name=name, storage=st, direction="minimize", load_if_exists=True,
                                 sampler=optuna.samplers.RandomSampler(seed=cfg.study.seed))
+    dashboard.name_objective(study, cfg)
     made_from = study.user_attrs.get("source_trial")
     if made_from is None:
         for key, value in {"kind": "seed_reruns", "source_study": search_name, "source_trial": source.number,
