@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from bench import data as data_mod
 from bench import records, storage
+from bench.benchmarks.estimate import parse_estimate
 from bench.config import load_study
 from bench.errors import HarnessError
 from bench.study import budget as budget_mod
@@ -68,6 +69,7 @@ def test_estimate_on_a_partly_done_study_covers_what_is_left(tiny_study, env, tm
     assert est["ns_gan"].endswith(f"{2 * trial_s:.0f} s for the 2 trials left (3 of 5 finished, 0 running)")
     assert est["wgan"].endswith(f"{5 * trial_s:.0f} s for the 5 trials left")
     assert any(line.startswith(f"total     {7 * trial_s:.0f} s of device time") for line in lines)
+    assert parse_estimate("\n".join(lines), "ns_gan") == pytest.approx(trial_s)  # what the estimate benchmark reads
 
 
 def _fake_clock(warmup: int, timed: int):

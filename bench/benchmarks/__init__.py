@@ -22,6 +22,7 @@ MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
     "bench.benchmarks.fid_path",
     "bench.benchmarks.variants",
     "bench.benchmarks.cli_speed",
+    "bench.benchmarks.estimate",
 ]
 
 
