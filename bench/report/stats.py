@@ -97,11 +97,13 @@ def median_min(values: Iterable[float], ks: Iterable[int] | None = None) -> np.n
     return v[np.argmax(cdf >= 0.5 - 1e-12, axis=0)]
 
 
-def _expected_min_sorted(rows: np.ndarray, ks: np.ndarray, replace: bool) -> np.ndarray:
-    """rows: (B, n), each sorted ascending (inf last). Returns (B, K)."""
+def _expected_min_sorted(rows: np.ndarray, ks: np.ndarray, replace: bool, weights: np.ndarray | None = None) -> np.ndarray:
+    """rows: (B, n), each sorted ascending (inf last); `weights`: min_weights(n, ks, replace) when
+    the caller has it. Returns (B, K)."""
     n = rows.shape[1]
     inf = np.isinf(rows)
-    out = np.where(inf, 0.0, rows) @ min_weights(n, ks, replace)  # inf positions carry 0 weight unless flagged below
+    w = min_weights(n, ks, replace) if weights is None else weights
+    out = np.where(inf, 0.0, rows) @ w  # inf positions carry 0 weight unless flagged below
     m = inf.sum(axis=1)[:, None]
     all_diverged_possible = (m > 0) if replace else (ks[None, :] <= m)
     return np.where(all_diverged_possible, np.inf, out)
@@ -117,10 +119,12 @@ def bootstrap_expected_min(values: Iterable[float], ks: Iterable[int], resamples
     n = len(v)
     out = np.empty((resamples, len(ks)))
     step = max(1, chunk_cells // n)
+    w = min_weights(n, ks, replace)  # the same for every chunk
+    small = np.int16 if n <= np.iinfo(np.int16).max else np.int64  # the same draws, sorted by numpy's radix sort for 16-bit ints
     for start in range(0, resamples, step):
         b = min(step, resamples - start)
-        idx = np.sort(rng.integers(0, n, size=(b, n)), axis=1)  # v is sorted, so v[sorted idx] is a sorted resample
-        out[start:start + b] = _expected_min_sorted(v[idx], ks, replace)
+        idx = np.sort(rng.integers(0, n, size=(b, n)).astype(small), axis=1, kind="stable")  # v is sorted, so v[sorted idx] is a sorted resample
+        out[start:start + b] = _expected_min_sorted(v[idx], ks, replace, w)
     return out
 
 
