@@ -12,10 +12,11 @@ PYTEST_ARGS ?=
 AUDIT_ARGS ?=
 SEEDS ?= 5
 PORT ?= 8080
+TB_PORT ?= 6006
 
 TRIALS_ARG := $(if $(TRIALS),--trials $(TRIALS),)
 
-.PHONY: setup study status test report dashboard list bench audit seeds export import clean help
+.PHONY: setup study status test report dashboard tensorboard list bench audit seeds export import clean help
 
 help:
 	@echo "make study VARIANT=<name|all> [STUDY=quick] [TRIALS=n] [WORKERS=n]  run a study (n local workers), print the summary"
@@ -23,6 +24,7 @@ help:
 	@echo "make test                                                run the test suite"
 	@echo "make report STUDY=<name>                                 write results/<study>/report/ (tables, figures, notebook)"
 	@echo "make dashboard STUDY=<name> [PORT=8080]                  open optuna-dashboard on the study's storage"
+	@echo "make tensorboard STUDY=<name> [TB_PORT=6006]            TensorBoard on the study's runs ([train] tensorboard / bench study --tensorboard)"
 	@echo "make list                                                show variants, datasets, metrics, studies"
 	@echo "make bench [BENCH=name]                                  run benchmarks, write results/bench/"
 	@echo "make audit STUDY=<name> [AUDIT_ARGS='--trials all']      verify a study's records and rerun its best trials"
@@ -52,6 +54,14 @@ report: setup
 
 dashboard: setup
 	$(PY) -m bench dashboard $(STUDY) --port $(PORT)
+
+# The study's TensorBoard runs: results/<study>/tensorboard/ (one run per trial, written when the
+# study has [train] tensorboard = true or ran with `bench study --tensorboard`).
+tensorboard: setup
+	@logdir="$$($(PY) -c 'import sys; from bench import records; from bench.config import load_study; print(records.tensorboard_dir(load_study(sys.argv[1]).name))' '$(STUDY)')" || exit 2; \
+	if [ ! -d "$$logdir" ]; then echo "make tensorboard: $$logdir does not exist; run the study with [train] tensorboard = true or bench study $(STUDY) --variant V --tensorboard" >&2; exit 2; fi; \
+	echo "TensorBoard for $$logdir at http://localhost:$(TB_PORT)/ (Ctrl-C to stop)"; \
+	$(VENV)/bin/tensorboard --logdir "$$logdir" --port $(TB_PORT)
 
 list: setup
 	$(PY) -m bench list

@@ -121,3 +121,9 @@ def test_only_the_studys_own_trial_folders_are_watched(tmp_path, monkeypatch):
         assert tboard.open_board(True, "s", elsewhere, "wgan", {}, "m") is tboard.OFF
     assert tboard.open_board(False, "s", sdir / "wgan" / "trial-0003", "wgan", {}, "m") is tboard.OFF
     assert not (sdir / "tensorboard").exists()
+
+
+def test_the_cost_benchmark_is_registered():
+    from bench.benchmarks import load_all
+
+    assert callable(load_all()["tensorboard"])  # `python -m bench.benchmarks tensorboard`; speed is measured there, never here

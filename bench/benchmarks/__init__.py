@@ -23,6 +23,7 @@ MODULES: list[str] = [  # one per line, so parallel additions merge cleanly
     "bench.benchmarks.variants",
     "bench.benchmarks.cli_speed",
     "bench.benchmarks.estimate",
+    "bench.benchmarks.tensorboard_cost",
 ]
 
 

@@ -60,7 +60,7 @@ def study_note(cfg: StudyConfig, variant: Any, budget: str = "") -> str:
     from bench import registries
 
     objective = cfg.eval.metrics[0]
-    recipe = ", ".join(f"{k} = {v}" for k, v in variant.recipe().items() if v is not None)
+    recipe = ", ".join(f"{k} = {v}" for k, v in variant.recipe().items() if v not in (None, [], ()))
     lines = [f"## {cfg.name} / {variant.name}", ""]
     if cfg.study.description:
         lines += [cfg.study.description, ""]
