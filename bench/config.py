@@ -120,7 +120,7 @@ class TrainSection:
     checkpoint_every: int = _opt(3906, "evaluate every this many D steps (about 5 epochs), and at the end", positive)
     log_every: int = _opt(100, "write loss terms to the metrics log every this many D steps", positive)
     device: str = _opt("auto", "'auto' (cuda when present, else cpu), 'cpu', 'cuda' or 'cuda:N'", lambda v: None if re.match(r"^(auto|cpu|cuda(:\d+)?)$", v) else "'auto', 'cpu', 'cuda' or 'cuda:N'")
-    keep_checkpoints: bool = _opt(True, "keep G weights of every checkpoint so `bench eval` can re-evaluate them")
+    keep_checkpoints: bool = _opt(True, "keep G weights of every checkpoint so `bench eval` can re-evaluate them (the full training state of the latest step, resume.pt, is kept either way while the trial may be rerun)")
     deterministic: bool = _opt(False, "deterministic kernels (torch.use_deterministic_algorithms, cuDNN deterministic, CUBLAS_WORKSPACE_CONFIG) so a GPU rerun is bit-identical; off by default: slower on GPUs (seeds are always set; README: Audit a study)")
     precision: str = _opt("fp32", "'bf16': the training step under bfloat16 autocast (weights, gradients, Adam state and losses stay fp32); faster on GPUs and AMX CPUs but changes the numbers, so off by default (README: Performance)", one_of("fp32", "bf16"))
     compile: bool = _opt(False, "torch.compile G and D in place (checkpoints unchanged); pays on GPUs after a one-off compile, not on a small CPU; off by default")

@@ -220,6 +220,13 @@ def checkpoint_files(tdir: Path) -> list[Path]:
     return sorted(folder.glob("*.pt")) if folder.is_dir() else []
 
 
+RESUME_FILE = "resume.pt"  # a trial's latest full training state (trial/resume.py): scratch, not checksummed or exported
+
+
+def resume_path(tdir: Path) -> Path:
+    return tdir / RESUME_FILE
+
+
 def sample_grid_path(tdir: Path) -> Path:
     return tdir / "samples.png"
 

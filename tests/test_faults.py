@@ -26,6 +26,7 @@ import optuna
 import pytest
 
 from bench import records
+from bench.study import budget
 from bench.errors import HarnessError
 
 from .conftest import ROOT, run_cli
@@ -189,12 +190,22 @@ def test_sigint_marks_the_trial_interrupted_and_the_same_command_resumes(env, ti
     assert logged[-1]["kind"] == "interrupted" and not [r for r in logged if r["kind"] == "eval"]
     _all_records_parse(sdir)
 
+    stopped_at = max(r["step"] for r in logged if r["kind"] == "train")
+    assert (sdir / "wgan" / "trial-0000" / "resume.pt").is_file()  # the full state, saved at the end of the step Ctrl-C hit
+
     r = run_cli("study", path, "--variant", "wgan", env=env)
     assert r.returncode == 0, r.stderr
     assert "trial 1: complete" in r.stdout and "trial 0" not in r.stdout
     t = _trials(sdir / "optuna.db", "sigint:wgan")
     assert [x.state.name for x in t] == ["FAIL", "COMPLETE"]
     assert records.read_json(sdir / "wgan" / "trial-0001" / "config.json")["paper_default"] is True
+    # The rerun continued the interrupted trial (issue 19): from the step it stopped at, its D steps
+    # the trial's length (counted once in the budget), its state files gone once it completed.
+    resumed = t[1].user_attrs["resumed_from"]
+    assert resumed["from"] == str(sdir / "wgan" / "trial-0000") and resumed["step"] >= stopped_at
+    assert t[1].user_attrs["steps"] == 150 and budget.tally(t).steps == 150
+    assert [r["step"] for r in records.read_jsonl(sdir / "wgan" / "trial-0001" / "metrics.jsonl") if r["kind"] == "resumed"] == [resumed["step"]]
+    assert not list(sdir.rglob("resume.pt"))
     _all_records_parse(sdir)
 
 
@@ -203,12 +214,12 @@ def test_kill_9_mid_trial_leaves_whole_records_and_the_rerun_recovers(env, tiny_
     command, once the heartbeat has gone stale, fails the lost trial and redoes its hyperparameters.
     (tests/test_workers.py kills one of four workers sharing a study; this checks the records.)"""
     env = {**env, "BENCH_HEARTBEAT_S": "1", "BENCH_GRACE_S": "3"}
-    path = tiny_study(name="kill9", variants='["wgan"]', trials=1, steps=150, checkpoint_every=150)
+    path = tiny_study(name="kill9", variants='["wgan"]', trials=1, steps=150, checkpoint_every=50)
     log = tmp_path / "results" / "kill9" / "wgan" / "trial-0000" / "metrics.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "bench", "study", str(path), "--variant", "wgan", "--no-progress"], env=env,
                          cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not (log.is_file() and b'"train"' in log.read_bytes()):
+    while not (log.parent / "resume.pt").is_file():  # past the first checkpoint, its full state saved
         assert p.poll() is None, p.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
@@ -227,4 +238,7 @@ def test_kill_9_mid_trial_leaves_whole_records_and_the_rerun_recovers(env, tiny_
     assert [x.state.name for x in t] == ["FAIL", "COMPLETE"]
     assert t[1].user_attrs.get("paper_default") is True
     assert records.read_json(sdir / "wgan" / "trial-0001" / "config.json")["hparams"] == records.read_json(log.parent / "config.json")["hparams"]
+    resumed = t[1].user_attrs["resumed_from"]  # the lost trial is continued from its last saved state
+    assert resumed["from"] == str(log.parent) and resumed["step"] % 50 == 0 and resumed["step"] >= 50
+    assert t[1].user_attrs["steps"] == 150
     _all_records_parse(sdir)

@@ -43,6 +43,14 @@ class BatchStream:
         self._pos += self.batch_size
         return self.images.index_select(0, idx)
 
+    def state(self) -> dict[str, Any]:
+        """The position in the seeded order, for a trial's resume state (trial/resume.py)."""
+        return {"gen": self.gen.get_state(), "perm": self._perm.cpu(), "pos": self._pos}
+
+    def restore(self, s: dict[str, Any]) -> None:
+        self.gen.set_state(s["gen"].cpu())
+        self._perm, self._pos = s["perm"].to(self.images.device), int(s["pos"])
+
     def describe(self) -> dict[str, Any]:
         return {"path": "device-resident", "order_seed": self.seed, "order": _ORDER, "first_epoch_sha256": first_epoch_digest(len(self.images), self.seed)}
 
@@ -65,14 +73,27 @@ class LoaderStream:
             images, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers,
             pin_memory=device.type == "cuda", persistent_workers=workers > 0)
         self._it = iter(self.loader)
+        self._taken = 0  # batches taken from the current epoch
 
     def next(self) -> torch.Tensor:  # (B, C, H, W)
         try:
             batch = next(self._it)
         except StopIteration:
-            self._it = iter(self.loader)
+            self._it, self._taken = iter(self.loader), 0
             batch = next(self._it)
+        self._taken += 1
         return batch.to(self.device, non_blocking=True)
+
+    def state(self) -> dict[str, Any]:
+        """The position in the seeded order: the generator as it stood before the current epoch's
+        permutation and the batches taken from that epoch (trial/resume.py)."""
+        return {"epoch_gen": self.loader.sampler.epoch_state, "taken": self._taken}
+
+    def restore(self, s: dict[str, Any]) -> None:
+        sampler = self.loader.sampler
+        sampler.gen.set_state(s["epoch_gen"].cpu())
+        sampler.skip = int(s["taken"]) * self.batch_size  # the epoch's permutation is drawn again, its first batches skipped
+        self._it, self._taken = iter(self.loader), int(s["taken"])
 
     def describe(self) -> dict[str, Any]:
         return {"path": f"streamed (DataLoader, {self.workers} workers)", "order_seed": self.seed, "order": _ORDER,
@@ -82,12 +103,17 @@ class LoaderStream:
 class _SeededEpochs(torch.utils.data.Sampler):
     def __init__(self, n: int, seed: int):
         self.n, self.gen = n, torch.Generator(device="cpu").manual_seed(seed)
+        self.epoch_state = self.gen.get_state()  # before the current epoch's permutation
+        self.skip = 0  # indices to skip once, at the start of the next epoch (a restored position)
 
     def __len__(self) -> int:
         return self.n
 
     def __iter__(self):
-        return iter(torch.randperm(self.n, generator=self.gen).tolist())
+        self.epoch_state = self.gen.get_state()
+        perm = torch.randperm(self.n, generator=self.gen).tolist()
+        skip, self.skip = self.skip, 0
+        return iter(perm[skip:])
 
 
 _ORDER = "epochs of torch.randperm(N, generator=torch.Generator('cpu').manual_seed(order_seed)), batches of B, last partial batch dropped"

@@ -40,11 +40,12 @@ SKIP_TOP = {records.STORAGE_FILE, *(records.STORAGE_FILE + x for x in ("-journal
 
 
 def study_files(sdir: Path) -> list[str]:
-    """Files of a study folder to move: all but the embedded storage, audits and hidden/lock files."""
+    """Files of a study folder to move: all but the embedded storage, audits, trials' resume states
+    (training scratch) and hidden/lock files."""
     out = []
     for p in sorted(sdir.rglob("*")):
         rel = p.relative_to(sdir)
-        if p.is_file() and rel.parts[0] not in SKIP_TOP and not any(x.startswith(".") for x in rel.parts) and p.suffix != ".lock":
+        if p.is_file() and rel.parts[0] not in SKIP_TOP and not any(x.startswith(".") for x in rel.parts) and p.suffix != ".lock" and p.name != records.RESUME_FILE:
             out.append(rel.as_posix())
     return out
 

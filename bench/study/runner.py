@@ -46,7 +46,7 @@ from bench.search import space
 from bench.search.samplers import PRUNERS, SAMPLERS
 from bench.study import budget as budget_mod
 from bench.study import dashboard
-from bench.trial import manifest
+from bench.trial import manifest, resume
 from bench.trial.train import resolve_device, run_trial, trial_seeds
 
 _log = logging.getLogger(__name__)
@@ -202,12 +202,15 @@ class _TrialRun:
             hp, seeds = self.prepare()
             if progress:
                 self.bar = _progress_bar(f"{self.cfg.name}/{self.variant.name} trial {trial.number}", self.cfg.train.steps)
-            result = run_trial(self.cfg, self.variant, hp, seeds, self.tdir, self.device, self.on_eval, self.on_progress)
+            plan = resume.Plan(resume.identity(compat_digest(self.cfg), self.variant.name, hp, seeds), self.resume_source())
+            result = run_trial(self.cfg, self.variant, hp, seeds, self.tdir, self.device, self.on_eval, self.on_progress, plan)
             for key, value in {"outcome": result.outcome, "reason": result.reason, "steps": result.steps,
                                "seconds": round(result.seconds, 3), "best_step": result.best_step,
                                "evaluations": result.evaluations}.items():
                 trial.set_user_attr(key, value)
             dashboard.attach_samples(trial, self.cfg.name, self.tdir)  # samples.png as the trial's Optuna artifact
+            if result.resumed:
+                trial.set_user_attr("resumed_from", result.resumed)
             return result.value
         except optuna.TrialPruned as e:
             self.end("pruned", str(e))
@@ -225,6 +228,9 @@ class _TrialRun:
         finally:
             if self.bar is not None:
                 self.bar.close()
+            if trial.user_attrs.get("outcome") not in ("interrupted", "aborted"):  # never rerun: no state to keep
+                for folder in (self.tdir, *self.chain()):
+                    resume.discard(folder)
             # After every record above, the failure line included: the manifest's checksums cover them.
             manifest.finish(self.tdir, result, trial.user_attrs.get("outcome"))
 
@@ -261,6 +267,14 @@ class _TrialRun:
             trial.set_user_attr(key, value)
         dashboard.record_fixed(trial, hp)  # fixed:<name> for every hyperparameter that is not a param
         return hp, seeds
+
+    def chain(self) -> list[Path]:
+        """Folders of the trials this one reruns (interrupted, aborted or lost), latest first."""
+        return [self.phase.folder(n) for n in reversed(self.me.system_attrs.get("retry_history", []))]
+
+    def resume_source(self) -> Path | None:
+        """The latest folder of the chain with a saved training state: the trial continues from it."""
+        return next((d for d in self.chain() if records.resume_path(d).is_file()), None)
 
     def on_progress(self, step: int) -> None:
         self.steps = step

@@ -181,11 +181,12 @@ def sha256_file(path: Path, limit: int | None = None) -> str:
 
 
 def trial_files(tdir: Path) -> list[str]:
-    """Files of a trial folder relative to it: everything but the manifest and temporary files."""
+    """Files of a trial folder relative to it: everything but the manifest, the resume state
+    (training scratch, replaced at every checkpoint) and temporary files."""
     out = []
     for p in sorted(tdir.rglob("*")):
         rel = p.relative_to(tdir).as_posix()
-        if p.is_file() and rel != records.MANIFEST_FILE and not p.name.startswith("."):
+        if p.is_file() and rel not in (records.MANIFEST_FILE, records.RESUME_FILE) and not p.name.startswith("."):
             out.append(rel)
     return out
 

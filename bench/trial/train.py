@@ -17,8 +17,10 @@ before that stands, as in the paper (best = minimum FID over all checkpoints of 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -32,7 +34,7 @@ from bench import records
 from bench.config import StudyConfig
 from bench.data.stream import make_stream
 from bench.data.base import Data
-from bench.errors import Diverged
+from bench.errors import Diverged, HarnessError
 from bench.gan.architectures import ARCHITECTURES
 from bench.gan.steps import Nets
 from bench.gan.variants import Variant
@@ -40,7 +42,9 @@ from bench.metrics import METRICS, compute_metrics, extractor_provenance, proven
 from bench.metrics.base import MetricContext, full_precision
 from bench.search.samplers import derive_seed
 from bench.trial import ema as ema_mod
-from bench.trial import manifest, preview, speed, tboard
+from bench.trial import manifest, preview, resume, speed, tboard
+
+_log = logging.getLogger(__name__)
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -70,6 +74,7 @@ class TrialResult:
     reason: str = ""
     evaluations: list[dict[str, Any]] = field(default_factory=list)
     extractors: dict[str, Any] = field(default_factory=dict)  # feature extractors the metrics used (for the manifest)
+    resumed: dict[str, Any] | None = None  # {"from": folder, "step": D step} when it continued a stopped trial
 
 
 def fixed_z(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor:
@@ -171,6 +176,7 @@ def run_trial(
     device: torch.device,
     on_eval: Callable[[int, float], None] | None = None,
     on_progress: Callable[[int], None] | None = None,  # told the D step at every log interval
+    plan: resume.Plan | None = None,  # save full states (and continue from one): runner trials, not audit reruns
 ) -> TrialResult:
     t0 = time.perf_counter()
     manifest.seed_everything(seeds, cfg.train.deterministic)
@@ -196,46 +202,83 @@ def run_trial(
     def z_batch() -> torch.Tensor:
         return variant.latent(torch.rand(B, cfg.model.z_dim, device=device) * 2 - 1)  # (B, z_dim), from U(-1, 1)
 
+    first, spent = 1, 0.0  # where the loop starts and the device-seconds a continued trial had spent
+    st = None
+    if plan is not None and plan.source is not None:
+        try:
+            st = resume.load(records.resume_path(plan.source), plan.who, device)
+        except HarnessError as e:
+            _log.warning("cannot continue from %s (%s); the trial starts from D step 0", plan.source, e)
+    if st is not None:
+        body = resume.restore(st, nets, ema, stream, device)
+        state, acc, spent = dict(body["variant_state"]), dict(body["acc"]), float(body["seconds"])
+        result.value, result.best_step = body["result"]["value"], body["result"]["best_step"]
+        result.evaluations = list(body["result"]["evaluations"])
+        resume.carry_over(plan.source, tdir, st.step)
+        records.append_jsonl(log, {"kind": "resumed", "step": st.step, "from": str(plan.source), "seconds": spent})
+        first, result.steps = st.step + 1, st.step
+        result.resumed = {"from": str(plan.source), "step": st.step}
+        if on_progress is not None:
+            on_progress(st.step)
+        if on_eval is not None:  # the pruner sees the evaluations the continued trial had reported
+            for ev in result.evaluations:
+                on_eval(ev["step"], ev[objective])
+    t0 -= spent
+    interrupt = resume.DeferredInterrupt()
+
+    def save_state(step: int) -> None:
+        if plan is not None:
+            resume.save(tdir, step, plan.who, nets, ema, state, acc, stream, result, time.perf_counter() - t0)
+
+    def step_and_record(step: int) -> bool:
+        """One training step and, where due, its log record and evaluation; True if it saved the state."""
+        nonlocal state, images
+        with speed.autocast(cfg.train, device), speed.numerics(cfg.train):
+            state, terms = train_step(variant, nets, hp, state, step, speed.batch(stream.next(), cfg.train), z_batch)
+        if ema is not None and updates_g(step, hp):
+            ema.update(nets.G)
+        acc.update(terms)
+        result.steps = step
+
+        if step % cfg.train.log_every == 0 or step == cfg.train.steps:
+            logged_state = {k: v for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))}  # BEGAN's k, M
+            values = _finite_or_raise({**acc, **logged_state}, step)
+            records.append_jsonl(log, {"kind": "train", "step": step, **values})
+            board.train(step, values)
+            if on_progress is not None:
+                on_progress(step)
+
+        if not (step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps):
+            return False
+        metrics, images = evaluate(G if ema is None else ema.module, cfg, ctx, z_eval)
+        records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
+                                   "extractors": provenance(ctx, cfg.eval.metrics)})
+        board.checkpoint(step, metrics, images, data.test)
+        if images.ndim == 2 and images.shape[1] == 2:  # 2-D data: the density for the report's dynamics strip
+            records.atomic_write_bytes(records.density_path(tdir, step), preview.density_npz(images, data.test))
+        if cfg.train.keep_checkpoints:
+            _save_weights(G, records.checkpoint_path(tdir, step))
+            if ema is not None:
+                _save_weights(ema.module, records.ema_checkpoint_path(tdir, step))
+        result.evaluations.append({"step": step, **metrics})
+        value = metrics[objective]
+        if not math.isfinite(value):
+            raise Diverged(f"non-finite {objective} at D step {step}")
+        if value < result.value:
+            result.value, result.best_step = value, step
+        save_state(step)  # before the pruner may end the trial
+        if on_eval is not None:
+            on_eval(step, value)
+        return plan is not None
+
     try:
-        for step in range(1, cfg.train.steps + 1):
-            with speed.autocast(cfg.train, device), speed.numerics(cfg.train):
-                state, terms = train_step(variant, nets, hp, state, step, speed.batch(stream.next(), cfg.train), z_batch)
-            if ema is not None and updates_g(step, hp):
-                ema.update(nets.G)
-            acc.update(terms)
-            result.steps = step
-
-            if step % cfg.train.log_every == 0 or step == cfg.train.steps:
-                logged_state = {k: v for k, v in state.items() if isinstance(v, (int, float, torch.Tensor))}  # BEGAN's k, M
-                values = _finite_or_raise({**acc, **logged_state}, step)
-                records.append_jsonl(log, {"kind": "train", "step": step, **values})
-                board.train(step, values)
-                if on_progress is not None:
-                    on_progress(step)
-
-            if step % cfg.train.checkpoint_every == 0 or step == cfg.train.steps:
-                metrics, images = evaluate(G if ema is None else ema.module, cfg, ctx, z_eval)
-                records.append_jsonl(log, {"kind": "eval", "step": step, "seconds": time.perf_counter() - t0, **metrics,
-                                           "extractors": provenance(ctx, cfg.eval.metrics)})
-                board.checkpoint(step, metrics, images, data.test)
-                if images.ndim == 2 and images.shape[1] == 2:  # 2-D data: the density for the report's dynamics strip
-                    records.atomic_write_bytes(records.density_path(tdir, step), preview.density_npz(images, data.test))
-                if cfg.train.keep_checkpoints:
-                    buf = io.BytesIO()
-                    torch.save(G.state_dict(), buf)
-                    records.atomic_write_bytes(records.checkpoint_path(tdir, step), buf.getvalue())
-                    if ema is not None:
-                        buf = io.BytesIO()
-                        torch.save(ema.module.state_dict(), buf)
-                        records.atomic_write_bytes(records.ema_checkpoint_path(tdir, step), buf.getvalue())
-                result.evaluations.append({"step": step, **metrics})
-                value = metrics[objective]
-                if not math.isfinite(value):
-                    raise Diverged(f"non-finite {objective} at D step {step}")
-                if value < result.value:
-                    result.value, result.best_step = value, step
-                if on_eval is not None:
-                    on_eval(step, value)
+        with interrupt.installed() if plan is not None else contextlib.nullcontext():
+            for step in range(first, cfg.train.steps + 1):
+                saved = step_and_record(step)
+                if interrupt.pending:  # Ctrl-C / SIGTERM during this step: save, then stop (the runner re-queues)
+                    if not saved:
+                        save_state(step)
+                    raise KeyboardInterrupt
     except Diverged as e:
         result.outcome, result.reason = "diverged", str(e)
         records.append_jsonl(log, {"kind": "diverged", "step": result.steps, "reason": str(e)})
@@ -243,6 +286,16 @@ def run_trial(
         result.seconds = time.perf_counter() - t0
         result.extractors = extractor_provenance(ctx)
         board.close()
+    if images is None and st is not None and result.evaluations:
+        # continued at the last step (stopped after its evaluation): the grid of the final G, as the straight run drew it
+        with full_precision():
+            images = generate(G if ema is None else ema.module, z_eval, cfg.eval.batch_size, cfg.eval.generator_mode)
     if images is not None and torch.isfinite(images).all():
         records.atomic_write_bytes(records.sample_grid_path(tdir), preview.samples_png(images, data.test))
     return result
+
+
+def _save_weights(net: torch.nn.Module, path: Path) -> None:
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    records.atomic_write_bytes(path, buf.getvalue())
