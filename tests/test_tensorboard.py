@@ -127,3 +127,22 @@ def test_the_cost_benchmark_is_registered():
     from bench.benchmarks import load_all
 
     assert callable(load_all()["tensorboard"])  # `python -m bench.benchmarks tensorboard`; speed is measured there, never here
+
+
+def test_a_resumed_trial_shows_each_step_once(tmp_path, monkeypatch):
+    """A trial resumed from its checkpoint at step 6 replays steps 7.. : the run keeps steps 1..6 of the
+    first attempt and the replayed ones, each once, with the replayed values."""
+    from bench.trial import tboard
+
+    monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "results"))
+    tdir = records.trial_dir("s", "wgan", 0)
+    first = tboard.open_board(True, "s", tdir, "wgan", {"learning_rate": 1e-4}, "m")
+    for step in range(1, 11):
+        first.train(step, {"d_loss": float(step)})
+    first.close()
+    again = tboard.open_board(True, "s", tdir, "wgan", {"learning_rate": 1e-4}, "m", resume_step=6)
+    for step in range(7, 9):
+        again.train(step, {"d_loss": 100.0 + step})
+    again.close()
+    got = [(e.step, e.value) for e in _accumulator(first.run_dir).Scalars("train/d_loss")]
+    assert got == [(s, float(s)) for s in range(1, 7)] + [(7, 107.0), (8, 108.0)]

@@ -54,7 +54,7 @@ OFF = Off()
 class Board(Off):
     """One trial's TensorBoard run."""
 
-    def __init__(self, run_dir: Path, variant: str, hp: Mapping[str, Any], objective: str):
+    def __init__(self, run_dir: Path, variant: str, hp: Mapping[str, Any], objective: str, resume_step: int | None = None):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch's module needs the `tensorboard` package
@@ -64,8 +64,12 @@ class Board(Off):
                               "`pip install tensorboard` (or `make setup`), or set it to false") from None
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(log_dir=str(run_dir))
-        self._hparams(variant, hp, objective)
+        fresh = not any(run_dir.glob("events.out.tfevents.*"))  # a resumed trial's run already holds its hparams
+        # A trial resumed from its checkpoint at step `resume_step` replays the steps after it: TensorBoard
+        # drops the run's events past that step (purge_step), so no step shows twice.
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=resume_step + 1 if resume_step else None)
+        if fresh or not resume_step:
+            self._hparams(variant, hp, objective)
 
     def _hparams(self, variant: str, hp: Mapping[str, Any], objective: str) -> None:
         from torch.utils.tensorboard.summary import hparams
@@ -91,11 +95,13 @@ class Board(Off):
         self.writer.close()
 
 
-def open_board(on: bool, study: str, tdir: Path, variant: str, hp: Mapping[str, Any], objective: str) -> Off:
+def open_board(on: bool, study: str, tdir: Path, variant: str, hp: Mapping[str, Any], objective: str,
+               resume_step: int | None = None) -> Off:
     """The trial's board: a `Board` when `on` and the trial folder is one of the study's (a dry run's
-    calibration, an audit's rerun and a benchmark's scratch trial are not watched), `OFF` otherwise."""
+    calibration, an audit's rerun and a benchmark's scratch trial are not watched), `OFF` otherwise.
+    `resume_step`: the D step of the checkpoint a resumed trial continues from (the run's later events are dropped)."""
     run_dir = records.tensorboard_run_dir(study, tdir) if on else None
-    return OFF if run_dir is None else Board(run_dir, variant, hp, objective)
+    return OFF if run_dir is None else Board(run_dir, variant, hp, objective, resume_step)
 
 
 def _hparam_value(v: Any) -> bool | int | float | str:
