@@ -1,19 +1,23 @@
-"""Budget efficiency: the D steps TPE with pruning needs to reach the best objective of N random-search trials.
+"""Budget efficiency: the D steps each sampler and pruner of the registries needs to reach the best
+objective of N random-search trials, as a share of those N trials' D steps (issue 18, point 1).
 
-For each study seed, a random search (the paper's protocol: no pruning) runs N full trials of
-ns_gan in the wide space; its best value over all checkpoints is the target, and its cost is
-the D steps it trained (N x steps). Then TPE with successive-halving pruning (efficient search,
-not the paper's protocol) searches the same space from the same seed, and the D steps it has
-trained when a checkpoint first scores at or below the target are counted: every step of every
-earlier trial (complete, pruned or diverged) plus the steps of the current one. The figure is
-that count over the random search's, the median over 5 study seeds (goal <= 25 %); a search that
-does not reach the target within the random search's own budget counts as `inf`.
+For each task and study seed, a random search (the paper's protocol: no pruning) runs N = 30 full
+trials of ns_gan in the wide space; its best value over all checkpoints is the target and its
+cost the D steps it trained (N x steps). Then every combination of a sampler (SAMPLERS: random,
+TPE, multivariate TPE, Optuna's GP sampler, QMC) and a pruner (PRUNERS: none, successive halving,
+Hyperband) searches the same space from the same seed, and the D steps it has trained when a
+checkpoint first scores at or below the target are counted: every step of every earlier trial
+(complete, pruned or diverged) plus the steps of the current one. The figure is that count over the
+random search's, per seed; the table gives its median and range over 5 seeds (goal <= 0.25); a
+search that does not reach the target within the random search's own budget counts as `inf`.
+random + none from the same seed draws the same trials as the target's search, so its figure is
+where random search itself first met its best (<= 1).
 
-The quick task is `ring8` (8 Gaussians, Metz et al. 2017) with the `mlp` pair and the sliced
-Wasserstein objective (swd_ring8_10k_test), so the whole benchmark fits in a few CPU minutes.
-Trials run through `train.run_trial`, the loop every study uses, with Optuna's in-memory
-storage: the subject is the sampler and pruner, not the storage. Neither search enqueues the
-paper's default as trial 0, so both start from their own first draw.
+Two tasks: `ring8` (8 Gaussians, Metz et al. 2017) with the `mlp` pair and the sliced Wasserstein
+objective, and tiny digits (digits5k, the InfoGAN pair at width x0.125, LeNet FID on 1k samples).
+Trials run through `train.run_trial`, the loop every study uses, with Optuna's in-memory storage
+(the subject is the sampler and pruner, not the storage), one thread each, spread over the cores
+in worker processes. Neither search enqueues the paper's default as trial 0.
 """
 
 from __future__ import annotations
@@ -43,21 +47,11 @@ class Reached(Exception):
     """Raised from the evaluation hook when the target is first met, to stop the search at once."""
 
 
-def task(steps: int, every: int) -> StudyConfig:
-    raw = {
-        "study": {"name": "budget-efficiency", "space": "wide", "variants": [VARIANT]},
-        "data": {"dataset": "ring8"},
-        "model": {"architecture": "mlp", "width": 1.0, "z_dim": 64},
-        "train": {"batch_size": 64, "steps": steps, "checkpoint_every": every, "log_every": every, "device": "cpu",
-                  "keep_checkpoints": False},
-        "eval": {"metrics": ["swd_ring8_10k_test"], "batch_size": 10_000, "generator_mode": "eval"},
-    }
-    return parse_study(raw, "<budget_efficiency>", "budget-efficiency")
-
-
 def pruner(cfg: StudyConfig) -> optuna.pruners.BasePruner:
-    """The harness's `successive_halving` pruner (asynchronous, rungs at checkpoint x 3^k D steps)."""
-    return PRUNERS["successive_halving"].make(cfg.train.steps, cfg.train.checkpoint_every)
+    """The study's pruner from the registry (`[study] pruner`; successive halving where it says none
+    but the search prunes)."""
+    name = cfg.study.pruner if cfg.study.pruner != "none" else "successive_halving"
+    return PRUNERS[name].make(cfg.train.steps, cfg.train.checkpoint_every)
 
 
 def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: bool,
@@ -105,26 +99,117 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
     return state
 
 
-def efficiency(cfg: StudyConfig, trials: int, seed: int) -> dict[str, Any]:
-    budget = trials * cfg.train.steps
-    rand = search(cfg, "random", seed, budget, prune=False)
-    tpe = search(cfg, "tpe", seed, rand["spent"], prune=True, target=rand["best"])
-    fraction = tpe["reached"] / rand["spent"] if tpe["reached"] is not None else math.inf
-    return {"seed": seed, "target": round(rand["best"], 5), "random_steps": rand["spent"], "random_trials": rand["trials"],
-            "tpe_steps_to_target": tpe["reached"], "tpe_trials": tpe["trials"], "fraction": round(fraction, 3)}
+TASKS: dict[str, dict[str, Any]] = {
+    # name -> the study's sections; quick mode shortens training and keeps ring8 only
+    "ring8": {"data": {"dataset": "ring8"}, "model": {"architecture": "mlp", "width": 1.0, "z_dim": 64},
+              "train": {"batch_size": 64}, "eval": {"metrics": ["swd_ring8_10k_test"], "batch_size": 10_000, "generator_mode": "eval"}},
+    "digits5k": {"data": {"dataset": "digits5k"}, "model": {"architecture": "infogan", "width": 0.125, "z_dim": 64},
+                 "train": {"batch_size": 32},
+                 "eval": {"metrics": ["fid_lenet_digits5k_1k_test"], "batch_size": 500, "generator_mode": "train"}},
+}
+TRIALS, STEPS, EVERY = 30, 300, 100  # random search's N, and each trial's D steps and checkpoint interval
+QUICK = {"trials": 2, "steps": 40, "every": 20, "seeds": SEEDS[:1], "tasks": ("ring8",)}
+GOAL = 0.25
+
+
+def task_config(name: str, steps: int, every: int) -> StudyConfig:
+    t = TASKS[name]
+    raw = {"study": {"name": f"budget-efficiency-{name}", "space": "wide", "variants": [VARIANT]},
+           "data": dict(t["data"]), "model": dict(t["model"]),
+           "train": {**t["train"], "steps": steps, "checkpoint_every": every, "log_every": every, "device": "cpu",
+                     "keep_checkpoints": False},
+           "eval": dict(t["eval"])}
+    return parse_study(raw, f"<budget_efficiency {name}>", raw["study"]["name"])
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _baseline(job: tuple[str, int, int, int, int]) -> dict[str, Any]:
+    name, seed, trials, steps, every = job
+    _one_thread()
+    rand = search(task_config(name, steps, every), "random", seed, trials * steps, prune=False)
+    return {"task": name, "seed": seed, "target": rand["best"], "random_steps": rand["spent"], "random_trials": rand["trials"]}
+
+
+def _combo(job: tuple[str, int, str, str, float, int, int, int]) -> dict[str, Any]:
+    name, seed, sampler, pruner_name, target, budget, steps, every = job
+    _one_thread()
+    cfg = task_config(name, steps, every).replace("study", pruner=pruner_name)
+    got = search(cfg, sampler, seed, budget, prune=pruner_name != "none", target=target)
+    fraction = got["reached"] / budget if got["reached"] is not None else math.inf
+    return {"task": name, "seed": seed, "sampler": sampler, "pruner": pruner_name, "steps_to_target": got["reached"],
+            "trials": got["trials"], "fraction": round(fraction, 4)}
+
+
+def _map(fn: Any, jobs: list[Any], workers: int) -> list[Any]:
+    if workers <= 1:
+        return [fn(j) for j in jobs]
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as ex:
+        return list(ex.map(fn, jobs))
+
+
+def table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One line per (task, sampler, pruner): median, range and seeds that reached the target."""
+    out = []
+    keys = sorted({(r["task"], r["sampler"], r["pruner"]) for r in rows}, key=lambda k: (list(TASKS).index(k[0]), k[1], k[2]))
+    for task_name, sampler, pruner_name in keys:
+        fr = [r["fraction"] for r in rows if (r["task"], r["sampler"], r["pruner"]) == (task_name, sampler, pruner_name)]
+        out.append({"task": task_name, "sampler": sampler, "pruner": pruner_name, "median": statistics.median(fr),
+                    "min": min(fr), "max": max(fr), "reached": f"{sum(math.isfinite(f) for f in fr)}/{len(fr)}"})
+    return out
+
+
+def best_overall(lines: list[dict[str, Any]]) -> tuple[str, str]:
+    """The combination (other than the paper's random + none) with the lowest worst-task median."""
+    combos = {(x["sampler"], x["pruner"]) for x in lines} - {("random", "none")}
+    return min(combos, key=lambda c: (max(x["median"] for x in lines if (x["sampler"], x["pruner"]) == c),
+                                      sum(x["median"] for x in lines if (x["sampler"], x["pruner"]) == c)))
+
+
+def _write_table(lines: list[dict[str, Any]], q: dict[str, Any], workers: int) -> None:
+    from bench import records
+
+    def fmt(x: float) -> str:
+        return "not reached" if not math.isfinite(x) else f"{x:.3f}"
+
+    out = [f"# budget_efficiency: D steps to reach the best of {q['trials']} random-search trials, as a share of their D steps",
+           "", f"ns_gan, wide space; {q['steps']} D steps per trial, a checkpoint every {q['every']}; study seeds "
+           f"{', '.join(map(str, q['seeds']))}; {workers} worker process(es), one thread each. Lower is better; goal <= {GOAL}.",
+           "", "| task | sampler | pruner | median | range over seeds | seeds reaching the target |", "|---|---|---|---|---|---|"]
+    out += [f"| {x['task']} | {x['sampler']} | {x['pruner']} | {fmt(x['median'])} | {fmt(x['min'])} to {fmt(x['max'])} | {x['reached']} |"
+            for x in lines]
+    path = records.results_root() / "bench" / "budget_efficiency.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    records.atomic_write_bytes(path, ("\n".join(out) + "\n").encode())
 
 
 @benchmark("budget_efficiency")
 def budget_efficiency(quick: bool) -> dict[str, Any]:
-    """(TPE + successive halving D steps to reach random search's best) / (random search's D steps), median of 5 seeds."""
-    steps, every, trials, seeds = (40, 20, 2, SEEDS[:1]) if quick else (300, 100, 8, SEEDS)
-    cfg = task(steps, every)
-    rows = [efficiency(cfg, trials, s) for s in seeds]
+    """D steps each sampler x pruner needs to reach the best of 30 random-search trials / those trials' D steps; ring8 and tiny digits, 5 seeds."""
+    import os
+
+    q = QUICK if quick else {"trials": TRIALS, "steps": STEPS, "every": EVERY, "seeds": SEEDS, "tasks": tuple(TASKS)}
+    workers = 1 if quick else max(1, min(os.cpu_count() or 1, 8))
+    base = _map(_baseline, [(t, s, q["trials"], q["steps"], q["every"]) for t in q["tasks"] for s in q["seeds"]], workers)
+    jobs = [(b["task"], b["seed"], sampler, pruner_name, b["target"], q["trials"] * q["steps"], q["steps"], q["every"])
+            for b in base for sampler in SAMPLERS for pruner_name in PRUNERS]
+    rows = _map(_combo, jobs, workers)
+    lines = table(rows)
+    best = best_overall(lines)
+    headline = next(x["median"] for x in lines if (x["task"], x["sampler"], x["pruner"]) == (q["tasks"][0], *best))
+    _write_table(lines, q, workers)
     return {
-        "ratio": statistics.median(r["fraction"] for r in rows),
-        "goal": "<= 0.25",
-        "detail": {"task": "ring8, mlp, ns_gan wide space, swd_ring8_10k_test", "random_trials": trials,
-                   "steps_per_trial": steps, "checkpoint_every": every, "pruner": "successive_halving (PRUNERS)",
-                   "per_seed": rows},
+        "ratio": headline,
+        "goal": f"<= {GOAL}",
+        "best": f"{best[0]} + {best[1]}: " + ", ".join(f"{x['task']} {x['median']:.3g}" for x in lines if (x["sampler"], x["pruner"]) == best),
+        "table": "results/bench/budget_efficiency.md",
+        "detail": {"lines": lines, "tasks": {t: TASKS[t] for t in q["tasks"]}, "variant": f"{VARIANT}, wide space", "random_trials": q["trials"],
+                   "steps_per_trial": q["steps"], "checkpoint_every": q["every"], "seeds": list(q["seeds"]),
+                   "worker_processes": workers, "targets": base, "per_seed": rows},
         "command": "python -m bench.benchmarks budget_efficiency",
     }

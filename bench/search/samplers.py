@@ -74,5 +74,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
         SamplerSpec("random", "uniform random search, seeded per trial (the paper's protocol)", TrialSeededRandomSampler),
         SamplerSpec("tpe", "Optuna's TPE (efficient search; not the paper's protocol)", lambda seed: optuna.samplers.TPESampler(seed=seed)),
         SamplerSpec("qmc", "quasi-Monte Carlo (scrambled Sobol) search", lambda seed: optuna.samplers.QMCSampler(seed=seed, scramble=True)),
+        SamplerSpec("tpe_mv", "TPE modelling the parameters jointly (multivariate), 5 random start-up trials instead of 10 (efficient search)",
+                    lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=5)),
+        SamplerSpec("gp", "Optuna's Gaussian-process sampler (log expected improvement; efficient search for small budgets)",
+                    lambda seed: optuna.samplers.GPSampler(seed=seed)),
     )
 }
