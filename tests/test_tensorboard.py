@@ -129,20 +129,21 @@ def test_the_cost_benchmark_is_registered():
     assert callable(load_all()["tensorboard"])  # `python -m bench.benchmarks tensorboard`; speed is measured there, never here
 
 
-def test_a_resumed_trial_shows_each_step_once(tmp_path, monkeypatch):
-    """A trial resumed from its checkpoint at step 6 replays steps 7.. : the run keeps steps 1..6 of the
-    first attempt and the replayed ones, each once, with the replayed values."""
+def test_a_continued_trial_replays_the_records_it_carries_over(tmp_path, monkeypatch):
+    """A trial that continues a stopped one starts a new folder holding the old log's records up to its
+    step (resume.carry_over); its run shows them too, then its own steps: the whole curve, each step once."""
     from bench.trial import tboard
 
     monkeypatch.setenv("BENCH_RESULTS", str(tmp_path / "results"))
-    tdir = records.trial_dir("s", "wgan", 0)
-    first = tboard.open_board(True, "s", tdir, "wgan", {"learning_rate": 1e-4}, "m")
-    for step in range(1, 11):
-        first.train(step, {"d_loss": float(step)})
-    first.close()
-    again = tboard.open_board(True, "s", tdir, "wgan", {"learning_rate": 1e-4}, "m", resume_step=6)
-    for step in range(7, 9):
-        again.train(step, {"d_loss": 100.0 + step})
-    again.close()
-    got = [(e.step, e.value) for e in _accumulator(first.run_dir).Scalars("train/d_loss")]
-    assert got == [(s, float(s)) for s in range(1, 7)] + [(7, 107.0), (8, 108.0)]
+    carried = [{"kind": "data", "step": 0, "dataset": "digits5k"},
+               *({"kind": "train", "step": s, "d_loss": float(s), "g_loss": -float(s)} for s in (5, 10)),
+               {"kind": "eval", "step": 10, "seconds": 1.5, "m": 3.25, "extractors": {}}]
+    board = tboard.open_board(True, "s", records.trial_dir("s", "wgan", 4), "wgan", {"learning_rate": 1e-4}, "m")
+    board.replay(carried)
+    board.train(15, {"d_loss": 15.0, "g_loss": -15.0})
+    board.close()
+    ea = _accumulator(board.run_dir)
+    assert [(e.step, e.value) for e in ea.Scalars("train/d_loss")] == [(5, 5.0), (10, 10.0), (15, 15.0)]
+    assert [(e.step, e.value) for e in ea.Scalars("train/g_loss")] == [(5, -5.0), (10, -10.0), (15, -15.0)]
+    assert [(e.step, e.value) for e in ea.Scalars("eval/m")] == [(10, 3.25)]
+    assert sorted(ea.Tags()["scalars"]) == ["eval/m", "train/d_loss", "train/g_loss"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -44,6 +44,9 @@ class Off:
     def checkpoint(self, step: int, metrics: Mapping[str, float], images: torch.Tensor, reference: Any = None) -> None:
         pass
 
+    def replay(self, log: Iterable[Mapping[str, Any]]) -> None:
+        pass
+
     def close(self) -> None:
         pass
 
@@ -54,7 +57,7 @@ OFF = Off()
 class Board(Off):
     """One trial's TensorBoard run."""
 
-    def __init__(self, run_dir: Path, variant: str, hp: Mapping[str, Any], objective: str, resume_step: int | None = None):
+    def __init__(self, run_dir: Path, variant: str, hp: Mapping[str, Any], objective: str):
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError as e:  # torch's module needs the `tensorboard` package
@@ -64,12 +67,8 @@ class Board(Off):
                               "`pip install tensorboard` (or `make setup`), or set it to false") from None
         self.run_dir = run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        fresh = not any(run_dir.glob("events.out.tfevents.*"))  # a resumed trial's run already holds its hparams
-        # A trial resumed from its checkpoint at step `resume_step` replays the steps after it: TensorBoard
-        # drops the run's events past that step (purge_step), so no step shows twice.
-        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=resume_step + 1 if resume_step else None)
-        if fresh or not resume_step:
-            self._hparams(variant, hp, objective)
+        self.writer = SummaryWriter(log_dir=str(run_dir))
+        self._hparams(variant, hp, objective)
 
     def _hparams(self, variant: str, hp: Mapping[str, Any], objective: str) -> None:
         from torch.utils.tensorboard.summary import hparams
@@ -91,17 +90,26 @@ class Board(Off):
         if torch.isfinite(images).all():
             self.writer.add_image(SAMPLES, _png_to_hwc(preview.samples_png(images, reference)), step, dataformats="HWC")
 
+    def replay(self, log: Iterable[Mapping[str, Any]]) -> None:
+        """Write the train and eval records of a metrics log: a trial that continues a stopped one
+        (resume.py) starts a new folder with the old one's records up to its step, and so its run
+        shows the whole curve (the earlier sample grids stay in the stopped trial's own run)."""
+        for rec in log:
+            if rec.get("kind") == TRAIN:
+                self.train(int(rec["step"]), {k: v for k, v in rec.items() if k not in ("kind", "step")})
+            elif rec.get("kind") == EVAL:
+                for name in records.values_of(rec):
+                    self.writer.add_scalar(f"{EVAL}/{name}", rec[name], int(rec["step"]))
+
     def close(self) -> None:
         self.writer.close()
 
 
-def open_board(on: bool, study: str, tdir: Path, variant: str, hp: Mapping[str, Any], objective: str,
-               resume_step: int | None = None) -> Off:
+def open_board(on: bool, study: str, tdir: Path, variant: str, hp: Mapping[str, Any], objective: str) -> Off:
     """The trial's board: a `Board` when `on` and the trial folder is one of the study's (a dry run's
-    calibration, an audit's rerun and a benchmark's scratch trial are not watched), `OFF` otherwise.
-    `resume_step`: the D step of the checkpoint a resumed trial continues from (the run's later events are dropped)."""
+    calibration, an audit's rerun and a benchmark's scratch trial are not watched), `OFF` otherwise."""
     run_dir = records.tensorboard_run_dir(study, tdir) if on else None
-    return OFF if run_dir is None else Board(run_dir, variant, hp, objective, resume_step)
+    return OFF if run_dir is None else Board(run_dir, variant, hp, objective)
 
 
 def _hparam_value(v: Any) -> bool | int | float | str:

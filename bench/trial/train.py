@@ -215,6 +215,7 @@ def run_trial(
         result.value, result.best_step = body["result"]["value"], body["result"]["best_step"]
         result.evaluations = list(body["result"]["evaluations"])
         resume.carry_over(plan.source, tdir, st.step)
+        board.replay(records.read_jsonl(log))  # the carried-over curve into this trial's TensorBoard run
         records.append_jsonl(log, {"kind": "resumed", "step": st.step, "from": str(plan.source), "seconds": spent})
         first, result.steps = st.step + 1, st.step
         result.resumed = {"from": str(plan.source), "step": st.step}
