@@ -107,7 +107,7 @@ TASKS: dict[str, dict[str, Any]] = {
                  "train": {"batch_size": 32},
                  "eval": {"metrics": ["fid_lenet_digits5k_1k_test"], "batch_size": 500, "generator_mode": "train"}},
 }
-TRIALS, STEPS, EVERY = 30, 300, 100  # random search's N, and each trial's D steps and checkpoint interval
+TRIALS, STEPS, EVERY = 30, 200, 50  # random search's N, and each trial's D steps and checkpoint interval
 QUICK = {"trials": 2, "steps": 40, "every": 20, "seeds": SEEDS[:1], "tasks": ("ring8",)}
 GOAL = 0.25
 
