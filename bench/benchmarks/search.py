@@ -17,7 +17,8 @@ Two tasks: `ring8` (8 Gaussians, Metz et al. 2017) with the `mlp` pair and the s
 objective, and tiny digits (digits5k, the InfoGAN pair at width x0.125, LeNet FID on 1k samples).
 Trials run through `train.run_trial`, the loop every study uses, with Optuna's in-memory storage
 (the subject is the sampler and pruner, not the storage), one thread each, spread over the cores
-in worker processes. Neither search enqueues the paper's default as trial 0.
+in worker processes (one per core, at most 8; $BENCH_EFFICIENCY_WORKERS sets another number).
+Neither search enqueues the paper's default as trial 0.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def budget_efficiency(quick: bool) -> dict[str, Any]:
     import os
 
     q = QUICK if quick else {"trials": TRIALS, "steps": STEPS, "every": EVERY, "seeds": SEEDS, "tasks": tuple(TASKS)}
-    workers = 1 if quick else max(1, min(os.cpu_count() or 1, 8))
+    workers = 1 if quick else int(os.environ.get("BENCH_EFFICIENCY_WORKERS") or max(1, min(os.cpu_count() or 1, 8)))
     base = _map(_baseline, [(t, s, q["trials"], q["steps"], q["every"]) for t in q["tasks"] for s in q["seeds"]], workers)
     jobs = [(b["task"], b["seed"], sampler, pruner_name, b["target"], q["trials"] * q["steps"], q["steps"], q["every"])
             for b in base for sampler in SAMPLERS for pruner_name in PRUNERS]
