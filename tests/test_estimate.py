@@ -56,20 +56,30 @@ def test_estimate_on_a_partly_done_study_covers_what_is_left(tiny_study, env, tm
     study = optuna.create_study(study_name=optuna_study_name(cfg, "ns_gan"), storage=storage.open_storage(url, heartbeat=False))
     for o in ("complete", "complete", "failed", "over_budget"):
         study.add_trial(_trial(o))
-    cal = plan.Calibration("ns_gan", "cpu", setup_s=2.0, step_s=0.5, eval_s=3.0)
+    # a D step 0.3 s, a G update 0.2 s more: 0.5 s per D step at disc_iters 1 (the narrow space's), 0.34 s at 5
+    cal = plan.Calibration("ns_gan", "cpu", setup_s=2.0, step_s=0.5, eval_s=3.0, d_step_s=0.3, g_step_s=0.2, disc_iters=(1,))
     monkeypatch.setattr(plan, "calibrate", lambda cfg, v, device, steps: cal)
     trial_s = 2.0 + 10 * 0.5 + 2 * 3.0  # setup + steps x step + evaluations x evaluation = 13 s
-    assert cal.trial_s(cfg) == pytest.approx(trial_s)
+    default_wgan = 2.0 + 10 * (0.3 + 0.2 / 5) + 2 * 3.0  # wgan's paper default (trial 0) runs disc_iters 5: 11.4 s
+    assert (cal.trial_s(cfg), cal.trial_s_at(cfg, 5)) == pytest.approx((trial_s, default_wgan))
 
     stored = plan.stored_progress(cfg, url, ["ns_gan", "wgan"])
     assert list(stored) == ["ns_gan"]  # wgan's study was never created
     lines = plan.plan_lines(cfg, ["ns_gan", "wgan"], url, 1, "cpu", 20, [], stored=stored)
     est = {line.split(":")[0].split()[-1]: line for line in lines if line.startswith("estimate")}
-    # ns_gan: 5 - 3 counted = 2 trials left (26 s); wgan not started: all 5 (65 s); total 91 s
+    # ns_gan: 5 - 3 counted = 2 trials left (26 s); wgan not started: its default and 4 more (63.4 s); total 89.4 s
     assert est["ns_gan"].endswith(f"{2 * trial_s:.0f} s for the 2 trials left (3 of 5 finished, 0 running)")
-    assert est["wgan"].endswith(f"{5 * trial_s:.0f} s for the 5 trials left")
-    assert any(line.startswith(f"total     {7 * trial_s:.0f} s of device time") for line in lines)
-    assert parse_estimate("\n".join(lines), "ns_gan") == pytest.approx(trial_s)  # what the estimate benchmark reads
+    assert est["wgan"].endswith(f"per trial (the paper default, disc_iters 5: {default_wgan:.0f} s), "
+                                f"{default_wgan + 4 * trial_s:.0f} s for the 5 trials left")
+    assert any(line.startswith(f"total     {2 * trial_s + default_wgan + 4 * trial_s:.0f} s of device time") for line in lines)
+    text = "\n".join(lines)  # what the estimate benchmark reads
+    assert parse_estimate(text, "wgan") == (pytest.approx(default_wgan + 4 * trial_s, abs=0.5), 5)
+
+    # once the paper default has run, every trial left is at the space's disc_iters
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=1.0, user_attrs={"paper_default": True, "outcome": "complete"}))
+    stored = plan.stored_progress(cfg, url, ["ns_gan"])
+    lines = plan.plan_lines(cfg, ["ns_gan"], url, 1, "cpu", 20, [], stored=stored)
+    assert any(line.endswith(f"{trial_s:.0f} s for the 1 trials left (4 of 5 finished, 0 running)") for line in lines)
 
 
 def _fake_clock(warmup: int, timed: int):

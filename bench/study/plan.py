@@ -66,7 +66,12 @@ class Calibration:
     notes: tuple[str, ...] = ()  # what stood in for what this machine lacks (data, weights)
 
     def trial_s(self, cfg: StudyConfig) -> float:
+        """A trial at the disc_iters mix of the study's space."""
         return self.setup_s + cfg.train.steps * self.step_s + evaluations_per_trial(cfg) * self.eval_s
+
+    def trial_s_at(self, cfg: StudyConfig, disc_iters: int) -> float:
+        """A trial at one disc_iters (the paper default's, for trial 0)."""
+        return self.setup_s + cfg.train.steps * (self.d_step_s + self.g_step_s / disc_iters) + evaluations_per_trial(cfg) * self.eval_s
 
 
 def disc_iters_mix(cfg: StudyConfig, variant: str) -> tuple[int, ...]:
@@ -240,12 +245,17 @@ def plan_lines(cfg: StudyConfig, variants: list[str], url: str, workers: int, de
         once += cal.once_s
         vb, trials = stored.get(v, (b, []))
         left = budget_mod.left(trials, vb, t.steps)
-        per_variant = min(left.trials * cal.trial_s(cfg), left.seconds)
+        # Trial 0 runs the paper default, whose disc_iters may lie outside the space (wgan: 5 in the narrow space's 1)
+        k0 = int(VARIANTS[v].defaults_in(cfg.study.space, cfg.study.fixed)["disc_iters"])
+        first = left.trials > 0 and not any(x.user_attrs.get("paper_default") and budget_mod.counts(x) for x in trials)
+        per_variant = min(left.trials * cal.trial_s(cfg) + (cal.trial_s_at(cfg, k0) - cal.trial_s(cfg) if first else 0.0), left.seconds)
         total += per_variant
         mix = "/".join(map(str, cal.disc_iters))
         done = f" ({left.finished} of {vb.trials} finished, {left.running} running)" if v in stored else ""
+        default = (f" (the paper default, disc_iters {k0}: {_hours(cal.trial_s_at(cfg, k0))})"
+                   if first and cal.disc_iters != (k0,) else "")
         lines.append(f"estimate  {v}: {cal.step_s * 1e3:.1f} ms per D step (disc_iters {mix}), {cal.eval_s:.1f} s per evaluation, "
-                     f"{cal.setup_s:.1f} s setup on {cal.device} -> {_hours(cal.trial_s(cfg))} per trial, "
+                     f"{cal.setup_s:.1f} s setup on {cal.device} -> {_hours(cal.trial_s(cfg))} per trial{default}, "
                      f"{_hours(per_variant)} for the {left.trials} trials left{done}")
     lines += [f"calibrate {n}" for n in notes]
     if once:
