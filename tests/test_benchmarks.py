@@ -28,6 +28,7 @@ def test_quick_benchmark_writes_json_and_table(env, tmp_path):
     assert out["command"].startswith("python -m bench.benchmarks loop_options")
     table = (tmp_path / "results" / "bench" / "README.md").read_text()
     assert "| loop_options |" in table and "ratio=" in table
+    assert f"| {out['wall_s']} |" in table and f"1 benchmark(s), {out['wall_s']:.0f} s of wall time in all" in table  # make bench's time
 
 
 def test_every_issue9_benchmark_is_registered():
