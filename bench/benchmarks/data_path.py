@@ -104,7 +104,11 @@ def data_path(quick: bool) -> dict[str, Any]:
     """steps/s of infogan MNIST (width 1, batch 64): device-resident BatchStream / torchvision DataLoader."""
     import torchvision
 
-    steps, repeats, fetches = (2, 1, 20) if quick else (8, 5, 300)
+    # 3 rounds of width-1 steps: at 1.5 s a step (train_throughput) the 5 rounds and warm-up this had were about
+    # 2.4 min of make bench's 15 (6 x 2 sides x 8 steps, estimated);
+    # the data paths alone are cheap and keep 5
+    steps, repeats, fetches = (2, 1, 20) if quick else (8, 3, 300)
+    fetch_repeats = 1 if quick else 5
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     d = data_mod.load("digits5k", data_mod.resolve_root(""))
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +125,7 @@ def data_path(quick: bool) -> dict[str, Any]:
                               "dataloader": lambda: gan_steps(from_loader, nets["dataloader"], steps, device)},
                              repeats, warmup=1)
         fetch = side_by_side({"device": lambda: fetch_only(on_device.next, fetches, device),
-                              "dataloader": lambda: fetch_only(from_loader, fetches, device)}, repeats, warmup=1)
+                              "dataloader": lambda: fetch_only(from_loader, fetches, device)}, fetch_repeats, warmup=1)
         del batches, loader
     return {
         "ratio": ratio({k: [1 / t for t in v] for k, v in times.items()}, "device", "dataloader"),
@@ -131,7 +135,7 @@ def data_path(quick: bool) -> dict[str, Any]:
         "device_batches_per_s": round(fetches / median(fetch["device"]), 1),
         "dataloader_batches_per_s": round(fetches / median(fetch["dataloader"]), 1),
         "detail": {"device": str(device), "architecture": "infogan", "width": WIDTH, "batch": BATCH, "steps": steps,
-                   "repeats": repeats, "fetches": fetches, "workers": WORKERS, "images": len(d.train),
+                   "repeats": repeats, "fetch_repeats": fetch_repeats, "fetches": fetches, "workers": WORKERS, "images": len(d.train),
                    "seconds": times, "fetch_seconds": fetch},
         "command": "python -m bench.benchmarks data_path",
     }
