@@ -31,3 +31,23 @@ def test_random_without_pruning_from_the_same_seed_meets_its_own_best(env):
     got = eff._combo(("ring8", 0, "random", "none", base["target"], 2 * 40, 40, 20))
     assert got["steps_to_target"] is not None and 0 < got["fraction"] <= 1.0
     assert got["steps_to_target"] % 20 == 0  # counted at a checkpoint
+
+
+def test_beta1_at_the_closed_end_of_the_wide_range_trains():
+    """Optuna's GP sampler drew beta1 = 1.0 (the wide space's closed upper bound) in the benchmark,
+    which Adam refuses; the trial now builds and takes steps, every other beta1 is used unchanged."""
+    import torch
+
+    from bench.gan.variants import VARIANTS
+    from bench.trial.train import adam_beta1, build_nets
+
+    assert adam_beta1(0.3) == 0.3 and adam_beta1(0.0) == 0.0
+    assert adam_beta1(1.0) < 1.0 and f"{adam_beta1(1.0):.15f}" == "1.000000000000000"
+    v = VARIANTS["ns_gan"]
+    nets = build_nets(v, "mlp", (2,), 0.25, 8, {**v.defaults, "beta1": 1.0}, torch.device("cpu"))
+    assert nets.opt_g.param_groups[0]["betas"][0] == adam_beta1(1.0)
+    before = [p.detach().clone() for p in nets.G.parameters()]
+    loss = nets.G(torch.rand(16, 8) * 2 - 1).square().mean()
+    loss.backward()
+    nets.opt_g.step()
+    assert any(not torch.equal(a, p) for a, p in zip(before, nets.G.parameters()))  # bias correction: it moves

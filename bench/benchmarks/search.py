@@ -17,7 +17,8 @@ Two tasks: `ring8` (8 Gaussians, Metz et al. 2017) with the `mlp` pair and the s
 objective, and tiny digits (digits5k, the InfoGAN pair at width x0.125, LeNet FID on 1k samples).
 Trials run through `train.run_trial`, the loop every study uses, with Optuna's in-memory storage
 (the subject is the sampler and pruner, not the storage), one thread each, spread over the cores
-in worker processes (one per core, at most 8; $BENCH_EFFICIENCY_WORKERS sets another number).
+in worker processes (one per core, at most 8; $BENCH_EFFICIENCY_WORKERS sets another number; $BENCH_EFFICIENCY_TASKS,
+e.g. "ring8", runs some of the tasks).
 Neither search enqueues the paper's default as trial 0.
 """
 
@@ -194,7 +195,11 @@ def budget_efficiency(quick: bool) -> dict[str, Any]:
     """D steps each sampler x pruner needs to reach the best of 30 random-search trials / those trials' D steps; ring8 and tiny digits, 5 seeds."""
     import os
 
-    q = QUICK if quick else {"trials": TRIALS, "steps": STEPS, "every": EVERY, "seeds": SEEDS, "tasks": tuple(TASKS)}
+    tasks = tuple(t for t in (os.environ.get("BENCH_EFFICIENCY_TASKS") or ",".join(TASKS)).split(",") if t)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise ValueError(f"$BENCH_EFFICIENCY_TASKS: unknown task {unknown[0]!r}; expected names from {', '.join(TASKS)}")
+    q = QUICK if quick else {"trials": TRIALS, "steps": STEPS, "every": EVERY, "seeds": SEEDS, "tasks": tasks}
     workers = 1 if quick else int(os.environ.get("BENCH_EFFICIENCY_WORKERS") or max(1, min(os.cpu_count() or 1, 8)))
     base = _map(_baseline, [(t, s, q["trials"], q["steps"], q["every"]) for t in q["tasks"] for s in q["seeds"]], workers)
     jobs = [(b["task"], b["seed"], sampler, pruner_name, b["target"], q["trials"] * q["steps"], q["steps"], q["every"])

@@ -83,13 +83,23 @@ def fixed_z(n: int, z_dim: int, seed: int, device: torch.device) -> torch.Tensor
     return (torch.rand(n, z_dim, generator=g) * 2 - 1).to(device)  # (N, z_dim), U(-1, 1)
 
 
+def adam_beta1(beta1: float) -> float:
+    """β1 as Adam takes it. The wide space draws β1 from the paper's closed range [0, 1]; random
+    search never draws 1, but Optuna's GP and QMC samplers can land on the bound exactly, and Adam
+    refuses β1 = 1. 1 is read as the largest double below 1 (equal to 1 in 16 digits; the recorded
+    value stays 1.0): with Adam's bias correction the first moment is then the running mean of the
+    gradients. Any other value is used as it is, so existing trials train as before."""
+    b = float(beta1)
+    return math.nextafter(1.0, 0.0) if b == 1.0 else b
+
+
 def build_nets(variant: Variant, architecture: str, shape: tuple[int, int, int], width: float, z_dim: int,
                hp: Mapping[str, Any], device: torch.device) -> Nets:
     """G, the network the variant needs as D, and one Adam each (same lr and beta1, beta2 = 0.999)."""
     arch = ARCHITECTURES[architecture]
     G = variant.build_g(arch, z_dim, shape, width).to(device)
     D = variant.build_d(arch, shape, width, z_dim, hp).to(device)
-    betas = (float(hp["beta1"]), 0.999)
+    betas = (adam_beta1(hp["beta1"]), 0.999)
     has_d = any(True for _ in D.parameters())  # IMLE's D role "none" builds one without parameters
     return Nets(G, D, speed.adam(G.parameters(), hp["learning_rate"], betas, device),
                 speed.adam(D.parameters(), hp["learning_rate"], betas, device) if has_d else None)
