@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import data as data_mod
-from bench.benchmarks import benchmark
+from bench.benchmarks import benchmark, timing
 from bench.benchmarks.timing import median, ratio, side_by_side
 from bench.config import load_study
 from bench.data import stream
@@ -102,24 +102,11 @@ def bare_loop(images: torch.Tensor, architecture: str, width: float, z_dim: int,
 
 def harness_trial(cfg, variant: str, device: torch.device) -> tuple[float, float]:
     """(seconds of run_trial without its evaluations, seconds spent evaluating) for one trial."""
-    eval_s = [0.0]
-    evaluate = train.evaluate
-
-    def timed_evaluate(*args: Any, **kwargs: Any):
-        t = time.perf_counter()
-        out = evaluate(*args, **kwargs)
-        eval_s[0] += time.perf_counter() - t
-        return out
-
     v = VARIANTS[variant]
-    train.evaluate = timed_evaluate
-    try:
-        with tempfile.TemporaryDirectory() as d:
-            t0 = time.perf_counter()
-            result = train.run_trial(cfg, v, dict(v.defaults), train.trial_seeds(0, 0), Path(d), device)
-            wall = time.perf_counter() - t0
-    finally:
-        train.evaluate = evaluate
+    with timing.evaluation_seconds() as eval_s, tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        result = train.run_trial(cfg, v, dict(v.defaults), train.trial_seeds(0, 0), Path(d), device)
+        wall = time.perf_counter() - t0
     if result.outcome != "complete" or result.steps != cfg.train.steps:
         raise RuntimeError(f"harness trial ended {result.outcome} after {result.steps} steps: {result.reason}")
     return wall - eval_s[0], eval_s[0]

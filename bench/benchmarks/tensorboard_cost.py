@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from bench import records
-from bench.benchmarks import benchmark
+from bench.benchmarks import benchmark, timing
 from bench.benchmarks.timing import median, ratio, side_by_side
 from bench.config import load_study
 from bench.gan.variants import VARIANTS
@@ -34,25 +34,13 @@ from bench.trial import tboard, train
 
 def _trial_seconds(cfg: Any, number: int) -> tuple[float, Any]:
     """(seconds of run_trial without its evaluations, result) for trial `number` of the scratch study."""
-    eval_s = [0.0]
-    evaluate = train.evaluate
-
-    def timed_evaluate(*args: Any, **kwargs: Any):
-        t = time.perf_counter()
-        out = evaluate(*args, **kwargs)
-        eval_s[0] += time.perf_counter() - t
-        return out
-
     v = VARIANTS["ns_gan"]
     tdir = records.trial_dir(cfg.name, v.name, number)
     tdir.mkdir(parents=True)
-    train.evaluate = timed_evaluate
-    try:
+    with timing.evaluation_seconds() as eval_s:
         t0 = time.perf_counter()
         result = train.run_trial(cfg, v, dict(v.defaults), train.trial_seeds(0, 0), tdir, torch.device("cpu"))
         wall = time.perf_counter() - t0
-    finally:
-        train.evaluate = evaluate
     if result.outcome != "complete":
         raise RuntimeError(f"benchmark trial ended {result.outcome}: {result.reason}")
     return wall - eval_s[0], result

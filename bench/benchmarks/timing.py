@@ -7,9 +7,10 @@ both equally), and the figure is the ratio of the medians of the repeats.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 
 def median(xs: list[float]) -> float:
@@ -43,3 +44,26 @@ def timed(fn: Callable[[], object]) -> float:
 def ratio(times: dict[str, list[float]], num: str, den: str) -> float:
     """median(num) / median(den), rounded for the table."""
     return round(median(times[num]) / median(times[den]), 3)
+
+
+@contextlib.contextmanager
+def evaluation_seconds() -> Iterator[list[float]]:
+    """Time every `train.evaluate` call made inside the block: yields a one-element list holding the
+    seconds spent evaluating so far (so a trial's training time is its wall time minus that)."""
+    from bench.trial import train
+
+    spent = [0.0]
+    evaluate = train.evaluate
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - t
+
+    train.evaluate = timed
+    try:
+        yield spent
+    finally:
+        train.evaluate = evaluate
