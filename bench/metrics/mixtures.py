@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
+import numpy as np
 import torch
 
 from bench.data.synthetic import MIXTURES
@@ -60,9 +61,13 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, slices: int = SLICES) -
         raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(a)} and {len(b)}")
     theta = torch.arange(slices, dtype=torch.float64) * (math.pi / slices)
     u = torch.stack([torch.cos(theta), torch.sin(theta)])  # (2, S)
-    pa = torch.sort(a.detach().double().cpu() @ u, dim=0).values
-    pb = torch.sort(b.detach().double().cpu() @ u, dim=0).values
-    return float((pa - pb).abs().mean())
+    return float((_sorted_columns(a.detach().double().cpu() @ u) - _sorted_columns(b.detach().double().cpu() @ u)).abs().mean())
+
+
+def _sorted_columns(p: torch.Tensor) -> torch.Tensor:
+    """torch.sort(p, dim=0).values, bit for bit, about 4x faster on a CPU: numpy's SIMD sort along
+    contiguous rows of the transpose, then the (N, S) layout back, so the mean sums in the same order."""
+    return torch.from_numpy(np.ascontiguousarray(np.sort(np.ascontiguousarray(p.numpy().T), axis=1).T))
 
 
 def mixture_swd(name: str, count: int) -> Callable[[MetricContext, torch.Tensor], dict[str, float]]:
