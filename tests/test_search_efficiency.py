@@ -28,7 +28,7 @@ def test_the_recommendation_is_the_lowest_worst_task_median_and_never_the_paper_
 
 def test_random_without_pruning_from_the_same_seed_meets_its_own_best(env):
     base = eff._baseline(("ring8", 0, 2, 40, 20))
-    got = eff._combo(("ring8", 0, "random", "none", base["target"], 2 * 40, 40, 20))
+    got = eff._combo(("ring8", 0, "random", "none", base["target"], 2 * 40, 40, 20, 1.0))
     assert got["steps_to_target"] is not None and 0 < got["fraction"] <= 1.0
     assert got["steps_to_target"] % 20 == 0  # counted at a checkpoint
 
@@ -51,3 +51,23 @@ def test_beta1_at_the_closed_end_of_the_wide_range_trains():
     loss.backward()
     nets.opt_g.step()
     assert any(not torch.equal(a, p) for a, p in zip(before, nets.G.parameters()))  # bias correction: it moves
+
+
+def test_a_replayed_trial_counts_exactly_as_a_trained_one(env):
+    """The benchmark's TrialCache serves trials already trained in the job; every search's figure
+    must equal the one it gives with every trial trained afresh: the same D steps spent, the same
+    step at which the target is met, the same checkpoint values, trial by trial."""
+    cfg = eff.task_config("ring8", 40, 20).replace("study", pruner="successive_halving")
+    cache = eff.TrialCache()
+    base = eff.search(eff.task_config("ring8", 40, 20), "random", 0, 4 * 40, prune=False, cache=cache)
+    assert cache.trained == 4 and cache.replayed == 0
+    for sampler, prune in [("random", True), ("tpe", True), ("random", False)]:
+        c = cfg if prune else eff.task_config("ring8", 40, 20)
+        fresh = eff.search(c, sampler, 0, 4 * 40, prune=prune, target=base["best"])
+        trained, replayed = cache.trained, cache.replayed
+        cached = eff.search(c, sampler, 0, 4 * 40, prune=prune, target=base["best"], cache=cache)
+        assert {k: cached[k] for k in ("spent", "reached", "trials", "curves", "best")} == \
+               {k: fresh[k] for k in ("spent", "reached", "trials", "curves", "best")}, sampler
+        assert fresh["reached"] is not None or sampler == "tpe"
+        if sampler == "random":  # the target search's trials: nothing trained again
+            assert cache.trained == trained and cache.replayed > replayed
