@@ -14,6 +14,7 @@ import optuna
 from bench import records
 from bench.config import load_study
 from bench.gan.variants import VARIANTS
+from bench.search import space
 from bench.study import dashboard, runner
 from bench.study.status import optuna_study_name
 from tests.conftest import run_cli, tiny_study_text
@@ -92,9 +93,9 @@ def test_a_study_made_before_this_opens_and_gains_name_and_note(tmp_path, monkey
     for key, value in {"compat_digest": runner.compat_digest(cfg), "config": cfg.to_dict(), "variant": "wgan",
                        "storage_kind": "sqlite"}.items():
         old.set_user_attr(key, value)
-    old.add_trial(optuna.create_trial(value=3.0, params={"learning_rate": 1e-4},
-                                      distributions={"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-3, log=True)},
-                                      user_attrs={"hparams": {"learning_rate": 1e-4}}))
+    dists = space.distributions(VARIANTS["wgan"].space(cfg.study.space, cfg.study.fixed))  # drawn from wgan's space, as a real trial
+    params = {k: (d.low if isinstance(d, optuna.distributions.FloatDistribution) else d.choices[0]) for k, d in dists.items()}
+    old.add_trial(optuna.create_trial(value=3.0, params=params, distributions=dists, user_attrs={"hparams": params}))
     assert old.metric_names is None
     study = runner.open_study(cfg, VARIANTS["wgan"], url, create=True)
     assert study.metric_names == [METRIC]
@@ -103,7 +104,7 @@ def test_a_study_made_before_this_opens_and_gains_name_and_note(tmp_path, monkey
     assert get_note(study) == dashboard.study_note(cfg, VARIANTS["wgan"], runner.budget_of(cfg).describe())
     (t,) = study.get_trials()
     assert t.value == 3.0 and not [k for k in t.user_attrs if k.startswith("fixed:")]
-    assert dashboard.hyperparameters(t) == {"learning_rate": 1e-4}
+    assert dashboard.hyperparameters(t) == params
     # A note edited in the dashboard is never written over; opening again writes nothing.
     save_note(study, "my own note")
     runner.open_study(cfg, VARIANTS["wgan"], url, create=True)

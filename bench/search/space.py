@@ -61,3 +61,34 @@ def suggest(trial: Any, space: Space) -> dict[str, Any]:
 def searched(space: Space) -> dict[str, Param]:
     """The parameters Optuna sees (everything but Fixed)."""
     return {k: v for k, v in space.items() if not isinstance(v, Fixed)}
+
+
+def distributions(space: Space) -> dict[str, Any]:
+    """The Optuna distribution each searched parameter of `space` is suggested from (`suggest`)."""
+    import optuna
+
+    out: dict[str, Any] = {}
+    for name, p in searched(space).items():
+        if isinstance(p, Float):
+            out[name] = optuna.distributions.FloatDistribution(p.low, p.high, log=p.log)
+        else:
+            out[name] = optuna.distributions.CategoricalDistribution(list(p.values))
+    return out
+
+
+def space_change(space: Space, trials: Any) -> str | None:
+    """How `space` differs from the space the given Optuna trials were drawn from (the first trial
+    whose parameters or their ranges differ), or None. Trials that drew nothing are skipped."""
+    want = distributions(space)
+    for t in trials:
+        have = t.distributions
+        if not have:
+            continue
+        for name in sorted(set(have) | set(want)):
+            if name not in want:
+                return f"trial {t.number} searched {name} ({have[name]}), which the space no longer searches"
+            if name not in have:
+                return f"trial {t.number} did not search {name}, which the space now searches ({want[name]})"
+            if have[name] != want[name]:
+                return f"trial {t.number} drew {name} from {have[name]}, the space now gives {want[name]}"
+    return None

@@ -113,6 +113,12 @@ def open_study(cfg: StudyConfig, variant: Variant, url: str, create: bool = True
         raise ConfigError(
             f"{cfg.source}: storage {storage.mask(url)} already holds study {name!r} made from a different configuration "
             f"(digest {stored}, this file {digest}); use another [study] name or storage")
+    else:  # the variant's search space is code, not in the digest: a changed range must not mix into old trials
+        change = space.space_change(variant.space(cfg.study.space, cfg.study.fixed), study.get_trials(deepcopy=False))
+        if change:
+            raise ConfigError(
+                f"{cfg.source}: storage {storage.mask(url)}: study {name!r} was searched in another space for "
+                f"{variant.name}: {change}. One study's trials share one search space; use another [study] name or storage")
     if create:
         study.set_user_attr("budget", budget_of(cfg).to_dict())
         dashboard.describe_study(study, cfg, variant, budget_of(cfg).describe())  # metric name and note for optuna-dashboard
