@@ -179,6 +179,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
     url = storage.resolve_url(cfg, args.storage)
     with _sigterm_as_interrupt():
         runner.run_variants(cfg, variants, url, device, progress=not args.no_progress, wait=not args.no_wait)
+    from bench.study import status
+
+    failed, line = status.every_trial_failed(cfg, url, variants)
+    if failed:  # as `bench study`: a worker whose variants have no result exits 1, so a job scheduler sees it
+        raise HarnessError(line)
     return 0
 
 

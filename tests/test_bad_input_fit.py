@@ -143,6 +143,13 @@ def test_a_study_whose_every_trial_failed_exits_1_and_says_so(tmp_path, shared_c
     assert_one_line_error(code, err, 1, ["mixed: every trial failed (wgan 1 of 1)"])
     assert "summary:" in out and "ns_gan" in out
 
+    # A worker (`bench worker`, one per machine) whose variants failed every trial exits 1 too.
+    path.write_text(tiny_study_text(name="joined", trials=1, variants='["wgan"]'))
+    code, out, err = run_in_process(["study", str(path), "--variant", "wgan", "--create-only"], env)
+    assert code == 0, err
+    code, out, err = run_in_process(["worker", str(path), "--variant", "wgan", "--no-progress"], env)
+    assert_one_line_error(code, err, 1, ["joined: every trial failed (wgan 1 of 1)", "the first error: ValueError: wgan blew up"])
+
 
 def test_a_variant_the_architecture_cannot_build_is_named_with_the_file_before_anything_runs(tmp_path):
     path = tmp_path / "points.toml"
