@@ -4,6 +4,7 @@ CLI tests run the real entry point (`python -m bench`) in a subprocess."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -83,3 +84,10 @@ def tiny_study(tmp_path):
 def run_cli(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "bench", *map(str, args)], env=env, cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def sigint_default() -> None:
+    """preexec_fn for a child a test sends Ctrl-C to: SIGINT at its default, as in a terminal. A suite
+    started in the background (`make test &` from a script) passes SIGINT ignored to its children,
+    and a Python started so never raises KeyboardInterrupt: the test would fail for no defect."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -29,7 +29,7 @@ from bench import records
 from bench.study import budget
 from bench.errors import HarnessError
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, sigint_default
 from .faultkit import assert_one_line_error
 
 
@@ -171,7 +171,7 @@ def test_sigint_marks_the_trial_interrupted_and_the_same_command_resumes(env, ti
     path = tiny_study(name="sigint", variants='["wgan"]', trials=1, steps=150, checkpoint_every=150)
     log = tmp_path / "results" / "sigint" / "wgan" / "trial-0000" / "metrics.jsonl"
     p = subprocess.Popen([sys.executable, "-m", "bench", "study", str(path), "--variant", "wgan"], env=env, cwd=ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=sigint_default)
     deadline = time.monotonic() + 300
     while not (log.is_file() and b'"train"' in log.read_bytes()):  # inside the training loop
         assert p.poll() is None, p.communicate()

@@ -122,3 +122,21 @@ def test_a_damaged_state_is_refused_naming_the_file(tmp_path):
     with pytest.raises(Exception) as e:
         resume.load(bad, {}, torch.device("cpu"))
     assert str(bad) in str(e.value)
+
+
+def test_an_ignored_sigint_stays_ignored_while_sigterm_is_deferred():
+    """A job started to ignore SIGINT (`bench worker ... &` from a script) keeps ignoring it inside
+    the training loop; SIGTERM (a scheduler's stop) is still deferred to the end of the step."""
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        d = resume.DeferredInterrupt()
+        with d.installed():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) == d._handler
+            os.kill(os.getpid(), signal.SIGINT)
+            assert not d.pending
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert d.pending
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)

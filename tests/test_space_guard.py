@@ -69,3 +69,18 @@ def test_every_variant_space_matches_the_distributions_its_own_trials_record(nam
             space.suggest(t, sp)
             study.tell(t, 0.0)
         assert space.space_change(sp, study.get_trials()) is None, (name, kind)
+
+
+def test_a_trial_between_two_suggestions_is_no_change(tmp_path):
+    """Another worker's running trial (or a killed one) may hold only the parameters suggested so
+    far: that is not a change of space; a trial that ended without one is."""
+    v = VARIANTS["ns_gan"]
+    sp = v.space("narrow")
+    first, dist = next(iter(space.distributions(sp).items()))
+    study = optuna.create_study()
+    running = study.ask()
+    running.suggest_float(first, dist.low, dist.high, log=dist.log)
+    assert space.space_change(sp, study.get_trials()) is None
+    study.tell(running, 1.0)
+    assert "did not search" in space.space_change(sp, study.get_trials())
+

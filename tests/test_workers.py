@@ -24,7 +24,7 @@ from bench.config import load_study
 from bench.study import budget as B
 from bench.trial.train import trial_seeds
 
-from .conftest import ROOT, run_cli
+from .conftest import ROOT, run_cli, sigint_default
 
 PG = dict(host="127.0.0.1", port=5432, user="postgres")
 PASSWORD = "pw-Never-Shown-7"  # the server trusts local users and ignores it; it must never be written
@@ -73,7 +73,7 @@ def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
 def start_worker(path: Path, env: dict, log: Path, *extra: str) -> subprocess.Popen:
     out = open(log, "ab")
     return subprocess.Popen([sys.executable, "-m", "bench", "worker", str(path), "--variant", "ns_gan", "--no-progress", *extra],
-                            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+                            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_default)
 
 
 def wait_for_trial_in(url: str, name: str, procs: list[subprocess.Popen], timeout: float = 120) -> tuple[subprocess.Popen, int]:
@@ -161,7 +161,8 @@ def test_local_workers_stop_on_ctrl_c_and_the_rerun_resumes(env, tiny_study, tmp
     path = tiny_study(name="loc", trials=4, steps=20, checkpoint_every=20)
     url = f"sqlite:///{tmp_path / 'results' / 'loc' / 'optuna.db'}"
     parent = subprocess.Popen([sys.executable, "-m", "bench", "study", str(path), "--variant", "ns_gan", "--workers", "2"],
-                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                              env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                              preexec_fn=sigint_default)
     def in_a_trial() -> bool:
         try:
             return any(t.state == optuna.trial.TrialState.RUNNING and "trial_dir" in t.user_attrs for t in trials_of(url, "loc:ns_gan"))

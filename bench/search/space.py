@@ -78,8 +78,13 @@ def distributions(space: Space) -> dict[str, Any]:
 
 def space_change(space: Space, trials: Any) -> str | None:
     """How `space` differs from the space the given Optuna trials were drawn from (the first trial
-    whose parameters or their ranges differ), or None. Trials that drew nothing are skipped."""
+    whose parameters or their ranges differ), or None. A parameter the space searches but a trial
+    lacks counts only for trials that ended complete or pruned: another worker's running trial may be
+    between two suggestions, and a killed one may have stopped there."""
+    import optuna
+
     want = distributions(space)
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     for t in trials:
         have = t.distributions
         if not have:
@@ -88,6 +93,8 @@ def space_change(space: Space, trials: Any) -> str | None:
             if name not in want:
                 return f"trial {t.number} searched {name} ({have[name]}), which the space no longer searches"
             if name not in have:
+                if t.state not in ended:
+                    continue
                 return f"trial {t.number} did not search {name}, which the space now searches ({want[name]})"
             if have[name] != want[name]:
                 return f"trial {t.number} drew {name} from {have[name]}, the space now gives {want[name]}"

@@ -185,7 +185,10 @@ class DeferredInterrupt:
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
-        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        # a signal the process was started to ignore (a job launched with `&` from a script ignores
+        # SIGINT) stays ignored: deferring it would make Ctrl-C stop a job that was meant to ignore it
+        previous = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)
+                    if signal.getsignal(s) != signal.SIG_IGN}
         try:
             yield self
         finally:
