@@ -25,6 +25,7 @@ import contextlib
 import math
 import os
 import re
+import time
 import warnings
 from typing import Any, Callable, Iterator
 
@@ -123,9 +124,7 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     if heartbeat:  # outside the try: a bad $BENCH_HEARTBEAT_S is a ConfigError (exit 2), not an unopenable storage
         kwargs.update(heartbeat_interval=heartbeat_s(), grace_period=grace_s(), heartbeat_stale_trial_callback=RequeueStale(MAX_RETRY))
     try:
-        with warnings.catch_warnings():  # the callback warns too: keep errors one line (issue #10)
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            st = RDBStorage(url, **kwargs)
+        st = _rdb_storage(url, kwargs)
     except Exception as e:  # SQLAlchemy/driver errors carry the URL; never echo the password
         msg = mask(str(e).splitlines()[0]) if str(e) else type(e).__name__
         raise HarnessError(f"storage {mask(url)} cannot be opened: {msg}") from None
@@ -134,6 +133,25 @@ def open_storage(url: str, heartbeat: bool = True) -> RDBStorage:
     else:  # a database server may restart under a running study: retry a lost connection (issue #10)
         st = reconnect.wrap(st, mask(url))
     return st
+
+
+SCHEMA_RACE = ("UNIQUE constraint failed: alembic_version", "already exists", "duplicate key value")
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any], attempts: int = 5) -> RDBStorage:
+    """RDBStorage(url), again when another process was creating the same new storage's tables at
+    the same moment (both see no schema, the second insert of the schema version fails): the
+    tables exist by then, so the next attempt opens them. Any other error is raised at once."""
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():  # the callback warns too: keep errors one line (issue #10)
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, **kwargs)
+        except Exception as e:
+            if attempt == attempts - 1 or not any(m in str(e) for m in SCHEMA_RACE):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _begin_immediate(conn: Any) -> None:
