@@ -71,3 +71,22 @@ def test_a_replayed_trial_counts_exactly_as_a_trained_one(env):
         assert fresh["reached"] is not None or sampler == "tpe"
         if sampler == "random":  # the target search's trials: nothing trained again
             assert cache.trained == trained and cache.replayed > replayed
+
+
+def test_hyperband_brackets_do_not_depend_on_a_random_study_name(env):
+    """Optuna's Hyperband assigns trial n to a bracket by crc32 of (study name, n); the benchmark's
+    in-memory studies were unnamed (a random uuid each), so its hyperband rows changed from run to
+    run while every other row reproduced exactly. The name is now fixed per task and seed."""
+    import optuna
+
+    cfg = eff.task_config("ring8", eff.STEPS, eff.EVERY).replace("study", pruner="hyperband")  # two brackets
+    brackets = []
+    for _ in range(2):
+        p = eff.pruner(cfg)
+        study = optuna.create_study(study_name=f"{cfg.study.name}-seed0", pruner=p)
+        for _ in range(12):
+            study.ask()
+        trials = study.get_trials(deepcopy=False)
+        p.prune(study, trials[0])  # builds the brackets
+        brackets.append([p._get_bracket_id(study, t) for t in trials])
+    assert brackets[0] == brackets[1] and len(set(brackets[0])) > 1

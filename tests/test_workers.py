@@ -7,6 +7,7 @@ storage URL appears nowhere in results, logs or the storage.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -70,10 +71,31 @@ def trials_of(url: str, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=_OPEN[url]).get_trials(deepcopy=True)
 
 
+_STARTED: list[subprocess.Popen] = []  # every process a test starts here; none may outlive its test
+
+
+@pytest.fixture(autouse=True)
+def _no_worker_outlives_its_test():
+    """A failed test left its workers waiting on the study for an hour, taking CPU from every later
+    test: kill what is still running (with its process group, for `bench study --workers`)."""
+    yield
+    while _STARTED:
+        p = _STARTED.pop()
+        if p.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                if os.getpgid(p.pid) == p.pid:  # its own group (start_new_session): its workers too
+                    os.killpg(p.pid, signal.SIGKILL)
+                else:
+                    p.kill()
+            p.wait(30)
+
+
 def start_worker(path: Path, env: dict, log: Path, *extra: str) -> subprocess.Popen:
     out = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "bench", "worker", str(path), "--variant", "ns_gan", "--no-progress", *extra],
-                            env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_default)
+    p = subprocess.Popen([sys.executable, "-m", "bench", "worker", str(path), "--variant", "ns_gan", "--no-progress", *extra],
+                         env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, preexec_fn=sigint_default)
+    _STARTED.append(p)
+    return p
 
 
 def wait_for_trial_in(url: str, name: str, procs: list[subprocess.Popen], timeout: float = 120) -> tuple[subprocess.Popen, int]:
@@ -163,6 +185,7 @@ def test_local_workers_stop_on_ctrl_c_and_the_rerun_resumes(env, tiny_study, tmp
     parent = subprocess.Popen([sys.executable, "-m", "bench", "study", str(path), "--variant", "ns_gan", "--workers", "2"],
                               env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
                               preexec_fn=sigint_default)
+    _STARTED.append(parent)
     def in_a_trial() -> bool:
         try:
             return any(t.state == optuna.trial.TrialState.RUNNING and "trial_dir" in t.user_attrs for t in trials_of(url, "loc:ns_gan"))

@@ -144,8 +144,10 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
         return result.value
 
     with storage.optuna_log_level(optuna.logging.ERROR):  # the stop by `Reached` is not a failure to report
-        study = optuna.create_study(direction="minimize", sampler=SAMPLERS[sampler].make(seed),
-                                    pruner=pruner(cfg) if prune else optuna.pruners.NopPruner())
+        # a fixed name: Hyperband puts trial n in a bracket by a hash of (study name, n), and an
+        # unnamed in-memory study gets a random name, which made the hyperband rows differ run to run
+        study = optuna.create_study(study_name=f"{cfg.study.name}-seed{seed}", direction="minimize",
+                                    sampler=SAMPLERS[sampler].make(seed), pruner=pruner(cfg) if prune else optuna.pruners.NopPruner())
         try:
             while state["spent"] + cfg.train.steps <= budget_steps:
                 study.optimize(objective, n_trials=1, catch=())
