@@ -73,3 +73,22 @@ def test_the_recipe_in_fresh_processes_with_1_and_2_threads_gives_one_sha256(tmp
         assert lenet.tensors_sha256(torch.load(tmp_path / f"{n}.pt", weights_only=True)) == words[1]
         assert abs(float(words[3]) - lenet.TEST_ACCURACY) <= 0.01  # the same recipe, whatever the CPU's rounding
     assert printed[1] == printed[2]  # the thread count the process started with does not change the weights
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 28, 28), (2, 4, 7, 9), (1, 1, 2, 2), (2, 3, 5, 4)])
+def test_the_fast_pooling_gives_max_pool2d_bit_for_bit(shape):
+    x = torch.randn(shape)
+    x[0, 0, 0, :2] = 1.0  # a tie inside a window
+    with torch.no_grad():
+        fast = lenet.MaxPool2x2()(x)
+    assert torch.equal(fast, torch.nn.functional.max_pool2d(x, 2))
+
+
+def test_lenet_features_without_gradients_equal_those_through_max_pool2d():
+    """Features come from the fast pooling (no gradient), training from max_pool2d: one feature space."""
+    model = lenet.load(torch.device("cpu"))
+    x = torch.rand(64, 1, 28, 28)
+    with torch.no_grad():
+        fast = model.features(x)
+    slow = model.features(x.clone().requires_grad_(True)).detach()  # the gradient path: max_pool2d
+    assert torch.equal(fast, slow)

@@ -79,7 +79,7 @@ def test_hyperband_brackets_do_not_depend_on_a_random_study_name(env):
     run while every other row reproduced exactly. The name is now fixed per task and seed."""
     import optuna
 
-    cfg = eff.task_config("ring8", eff.STEPS, eff.EVERY).replace("study", pruner="hyperband")  # two brackets
+    cfg = eff.task_config("ring8", eff.TASKS["ring8"]["steps"], eff.TASKS["ring8"]["every"]).replace("study", pruner="hyperband")  # two brackets
     brackets = []
     for _ in range(2):
         p = eff.pruner(cfg)

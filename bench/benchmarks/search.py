@@ -23,7 +23,8 @@ it only saves time: random search's trials recur under every pruner, QMC's too, 
 GP's random start-up trials.
 
 Two tasks: `ring8` (8 Gaussians, Metz et al. 2017) with the `mlp` pair and the sliced Wasserstein
-objective, and tiny digits (digits5k, the InfoGAN pair at width x0.125, LeNet FID on 1k samples).
+objective, and tiny digits (digits5k, the InfoGAN pair at width x0.125, LeNet FID on 500 samples); ring8 trials
+are 200 D steps with a checkpoint every 50, digits trials 100 with one every 25 (TASKS).
 Trials run through `train.run_trial`, the loop every study uses, with Optuna's in-memory storage
 (the subject is the sampler and pruner, not the storage), one thread each, spread over the cores
 in worker processes (one per core, at most 8; $BENCH_EFFICIENCY_WORKERS sets another number; $BENCH_EFFICIENCY_TASKS,
@@ -157,14 +158,18 @@ def search(cfg: StudyConfig, sampler: str, seed: int, budget_steps: int, prune: 
 
 
 TASKS: dict[str, dict[str, Any]] = {
-    # name -> the study's sections; quick mode shortens training and keeps ring8 only
-    "ring8": {"data": {"dataset": "ring8"}, "model": {"architecture": "mlp", "width": 1.0, "z_dim": 64},
+    # name -> each trial's D steps and checkpoint interval, and the study's sections; quick mode shortens
+    # training and keeps ring8 only. digits is the costly task (a LeNet FID at every checkpoint is half
+    # of a trial): 100 D steps and the 500-sample FID keep `make bench` within its 15 minutes
+    "ring8": {"steps": 200, "every": 50,
+              "data": {"dataset": "ring8"}, "model": {"architecture": "mlp", "width": 1.0, "z_dim": 64},
               "train": {"batch_size": 64}, "eval": {"metrics": ["swd_ring8_10k_test"], "batch_size": 10_000, "generator_mode": "eval"}},
-    "digits5k": {"data": {"dataset": "digits5k"}, "model": {"architecture": "infogan", "width": 0.125, "z_dim": 64},
+    "digits5k": {"steps": 100, "every": 25,
+                 "data": {"dataset": "digits5k"}, "model": {"architecture": "infogan", "width": 0.125, "z_dim": 64},
                  "train": {"batch_size": 32},
-                 "eval": {"metrics": ["fid_lenet_digits5k_1k_test"], "batch_size": 500, "generator_mode": "train"}},
+                 "eval": {"metrics": ["fid_lenet_digits5k_500_test"], "batch_size": 500, "generator_mode": "train"}},
 }
-TRIALS, STEPS, EVERY = 30, 200, 50  # random search's N, and each trial's D steps and checkpoint interval
+TRIALS = 30  # random search's N
 QUICK = {"trials": 2, "steps": 40, "every": 20, "seeds": SEEDS[:1], "tasks": ("ring8",)}
 GOAL = 0.25
 CAP = 0.5  # a search not at the target by this share of random search's D steps is reported as "> CAP"
@@ -247,14 +252,15 @@ def best_overall(lines: list[dict[str, Any]]) -> tuple[str, str]:
                                       sum(x["median"] for x in lines if (x["sampler"], x["pruner"]) == c)))
 
 
-def _write_table(lines: list[dict[str, Any]], q: dict[str, Any], workers: int) -> None:
+def _write_table(lines: list[dict[str, Any]], q: dict[str, Any], length: dict[str, tuple[int, int]], workers: int) -> None:
     from bench import records
 
     def fmt(x: float) -> str:
         return f"> {CAP}" if not math.isfinite(x) else f"{x:.3f}"
 
     out = [f"# budget_efficiency: D steps to reach the best of {q['trials']} random-search trials, as a share of their D steps",
-           "", f"ns_gan, wide space; {q['steps']} D steps per trial, a checkpoint every {q['every']}; study seeds "
+           "", "ns_gan, wide space; " + "; ".join(f"{t}: {n} D steps per trial, a checkpoint every {e}" for t, (n, e) in length.items())
+           + "; study seeds "
            f"{', '.join(map(str, q['seeds']))}; {workers} worker process(es), one thread each. Lower is better; goal <= {GOAL}. "
            f"A search stops at {CAP} of random search's D steps (\"> {CAP}\": not reached by then); random + none replays "
            "the target's own search, so its figure is where random search first met its best of all its trials.",
@@ -275,24 +281,26 @@ def budget_efficiency(quick: bool) -> dict[str, Any]:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
         raise ValueError(f"$BENCH_EFFICIENCY_TASKS: unknown task {unknown[0]!r}; expected names from {', '.join(TASKS)}")
-    q = QUICK if quick else {"trials": TRIALS, "steps": STEPS, "every": EVERY, "seeds": SEEDS, "tasks": tasks}
+    q = QUICK if quick else {"trials": TRIALS, "seeds": SEEDS, "tasks": tasks}
+    length = {t: (q["steps"], q["every"]) if quick else (TASKS[t]["steps"], TASKS[t]["every"]) for t in q["tasks"]}
     workers = 1 if quick else int(os.environ.get("BENCH_EFFICIENCY_WORKERS") or max(1, min(os.cpu_count() or 1, 8)))
     # the heavier task first, so the worker processes finish together
-    jobs = [(t, s, q["trials"], q["steps"], q["every"]) for t in sorted(q["tasks"], key=lambda t: t != "digits5k") for s in q["seeds"]]
+    jobs = [(t, s, q["trials"], *length[t]) for t in sorted(q["tasks"], key=lambda t: t != "digits5k") for s in q["seeds"]]
     done = _map(_task_seed, jobs, workers)
     base = [d["base"] for d in done]
     rows = [r for d in done for r in d["rows"]]
     lines = table(rows)
     best = best_overall(lines)
     headline = next(x["median"] for x in lines if (x["task"], x["sampler"], x["pruner"]) == (q["tasks"][0], *best))
-    _write_table(lines, q, workers)
+    _write_table(lines, q, length, workers)
     return {
         "ratio": headline,
         "goal": f"<= {GOAL}",
         "best": f"{best[0]} + {best[1]}: " + ", ".join(f"{x['task']} {x['median']:.3g}" for x in lines if (x["sampler"], x["pruner"]) == best),
         "table": "results/bench/budget_efficiency.md",
         "detail": {"lines": lines, "tasks": {t: TASKS[t] for t in q["tasks"]}, "variant": f"{VARIANT}, wide space", "random_trials": q["trials"],
-                   "steps_per_trial": q["steps"], "checkpoint_every": q["every"], "seeds": list(q["seeds"]),
+                   "steps_per_trial": {t: n for t, (n, e) in length.items()}, "checkpoint_every": {t: e for t, (n, e) in length.items()},
+                   "seeds": list(q["seeds"]),
                    "worker_processes": workers, "targets": base, "per_seed": rows},
         "command": "python -m bench.benchmarks budget_efficiency",
     }

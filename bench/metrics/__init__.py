@@ -10,6 +10,9 @@
     dc_inception_10k_test       density and coverage (Naeem et al. 2020, k = 5) in pool3; value = coverage
     fid_lenet_digits5k_1k_test  offline FID: 1,000 vs the 1,000 digits5k test images in the 128-d
                                 features of the shipped LeNet trained on the train split (lenet.py)
+    fid_lenet_digits5k_500_test the same on 500 vs the first 500 test images: half the cost, for cheap
+                                searches (budget_efficiency); FID's bias grows as N shrinks, so its
+                                values are comparable only with themselves
     kid_/prc_/dc_lenet_digits5k_1k_test   KID (100 subsets of 500), precision/recall and density/coverage
                                 in those features
     triangles_prf_1k_test       precision, recall and F1 on `triangles` (triangles_pr.py)
@@ -84,6 +87,12 @@ register(Metric(
     name="fid_lenet_digits5k_1k_test",
     doc="FID in LeNet-classifier features: 1k generated (fixed z) vs the 1k digits5k test images; offline",
     num_samples=1000, compute=image.fid("lenet-digits5k", 1000), datasets=("digits5k",), extractor="lenet-digits5k",
+))
+register(Metric(
+    name="fid_lenet_digits5k_500_test",
+    doc="FID in LeNet-classifier features: 500 generated (fixed z) vs the first 500 digits5k test images; offline, "
+        "for cheap searches (biased above the 1k FID, so compare it only with itself)",
+    num_samples=500, compute=image.fid("lenet-digits5k", 500), datasets=("digits5k",), extractor="lenet-digits5k",
 ))
 register(Metric(
     name="kid_lenet_digits5k_1k_test",
