@@ -92,3 +92,16 @@ def test_lenet_features_without_gradients_equal_those_through_max_pool2d():
         fast = model.features(x)
     slow = model.features(x.clone().requires_grad_(True)).detach()  # the gradient path: max_pool2d
     assert torch.equal(fast, slow)
+
+
+def test_the_cpu_extractor_runs_in_chunks_with_the_features_of_one_pass(monkeypatch):
+    ext = EXTRACTORS["lenet-digits5k"].build(torch.device("cpu"), "")
+    x = (torch.rand(250, 1, 28, 28) * 255).to(torch.uint8)
+    whole = lenet.load(torch.device("cpu")).features(x.float() / 255.0)
+    passes = []
+    model_features = lenet.LeNet.features
+    monkeypatch.setattr(lenet.LeNet, "features", lambda self, b: passes.append(len(b)) or model_features(self, b))
+    with torch.no_grad():
+        got = ext.run(x)["features"]
+    assert passes == [100, 100, 50]
+    assert torch.allclose(got, whole.detach(), rtol=1e-6, atol=1e-6)

@@ -79,6 +79,25 @@ def test_sliced_wasserstein_is_bit_identical_to_the_torch_sort_form():
         assert sliced_wasserstein(a, b) == float(first)
 
 
+@pytest.mark.parametrize("name", MIX)
+def test_the_swd_metric_sorts_the_test_points_once_per_context_with_the_same_values(name, tmp_path, monkeypatch):
+    """One context scores every checkpoint of a trial: the test side's sorted projections are kept,
+    and each checkpoint's value is still sliced_wasserstein's, bit for bit."""
+    from bench.metrics import mixtures
+
+    ctx = MetricContext(load(name, tmp_path), torch.device("cpu"))
+    test = ctx.data.test[:10_000]
+    gen = torch.Generator().manual_seed(5)
+    checkpoints = [test + torch.randn(2, generator=gen) * 0.1, torch.randn(10_000, 2, generator=gen) * 3, test.clone()]
+    sorts = []
+    real = mixtures._sorted_projections
+    monkeypatch.setattr(mixtures, "_sorted_projections", lambda x, s: sorts.append(len(x)) or real(x, s))
+    got = [METRICS[f"swd_{name}_10k_test"].compute(ctx, pts)["value"] for pts in checkpoints]
+    assert len(sorts) == len(checkpoints) + 1  # each checkpoint's points, the test points once
+    monkeypatch.setattr(mixtures, "_sorted_projections", real)
+    assert got == [sliced_wasserstein(pts, test) for pts in checkpoints] and got[-1] == 0.0
+
+
 @pytest.mark.parametrize("metric", [m for m in METRICS if any(x in m for x in MIX)])
 def test_mixture_metrics_give_nan_for_non_finite_samples_and_name_their_data(metric, tmp_path):
     name = next(x for x in MIX if x in metric)

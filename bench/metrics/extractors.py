@@ -64,12 +64,22 @@ def inception_extractor(weights: Path, device: torch.device) -> Extractor:
         meta={"code": f"torch-fidelity {fidelity.VERSION}", "weights": weights.name, "path": str(weights)},
     )
 
+LENET_CPU_CHUNK = 100  # images per LeNet pass on a CPU
+
+
 def lenet_extractor(device: torch.device) -> Extractor:
-    """The features of the shipped digits5k LeNet (lenet.py): one fixed network, verified on load."""
+    """The features of the shipped digits5k LeNet (lenet.py): one fixed network, verified on load.
+
+    On a CPU it runs `LENET_CPU_CHUNK` images at a time whatever the evaluation batch: a pass over 500
+    allocates ~50 MB activations, above glibc's mmap threshold, so every pass faults its pages in
+    afresh; 500 images took 170 ms (104 of them in the kernel) against 71 ms in chunks of 100 on one
+    core of this machine, with the same features bit for bit."""
     model = lenet.load(device)
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:  # (B, C, H, W) uint8
-        return {"features": model.features(x.float() / 255.0)}
+        if x.device.type != "cpu" or len(x) <= LENET_CPU_CHUNK:
+            return {"features": model.features(x.float() / 255.0)}
+        return {"features": torch.cat([model.features(c.float() / 255.0) for c in x.split(LENET_CPU_CHUNK)])}
 
     return Extractor(
         name=f"lenet-{lenet.DATASET}", sha256=lenet.WEIGHTS_SHA256, preprocess="uint8 round(x*255), /255", layers=("features",),

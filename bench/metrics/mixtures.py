@@ -59,9 +59,18 @@ def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, slices: int = SLICES) -
     the projections of two equally sized (N, 2) samples (sorted projections, mean absolute gap)."""
     if len(a) != len(b):
         raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(a)} and {len(b)}")
+    return _swd_sorted(_sorted_projections(a, slices), _sorted_projections(b, slices))
+
+
+def _sorted_projections(x: torch.Tensor, slices: int) -> torch.Tensor:
+    """(N, S): the projections of (N, 2) points on `slices` directions evenly spaced on [0, pi), each column sorted."""
     theta = torch.arange(slices, dtype=torch.float64) * (math.pi / slices)
     u = torch.stack([torch.cos(theta), torch.sin(theta)])  # (2, S)
-    return float((_sorted_columns(a.detach().double().cpu() @ u) - _sorted_columns(b.detach().double().cpu() @ u)).abs().mean())
+    return _sorted_columns(x.detach().double().cpu() @ u)
+
+
+def _swd_sorted(pa: torch.Tensor, pb: torch.Tensor) -> float:
+    return float((pa - pb).abs().mean())
 
 
 def _sorted_columns(p: torch.Tensor) -> torch.Tensor:
@@ -79,6 +88,10 @@ def mixture_swd(name: str, count: int) -> Callable[[MetricContext, torch.Tensor]
             raise ValueError(f"{name} test split has {len(ref)} points, the metric needs {count}")
         if not torch.isfinite(points).all():
             return {"value": math.nan}
-        return {"value": sliced_wasserstein(points, ref)}
+        if len(points) != len(ref):
+            raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(points)} and {len(ref)}")
+        # the test points' sorted projections are the same at every checkpoint: sorted once per context
+        ref_sorted = ctx.memo(f"swd-test-sorted:{name}:{count}:{SLICES}", lambda: _sorted_projections(ref, SLICES))
+        return {"value": _swd_sorted(_sorted_projections(points, SLICES), ref_sorted)}
 
     return compute
