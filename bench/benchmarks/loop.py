@@ -240,7 +240,7 @@ def option_ratios(options: dict[str, tuple[dict[str, Any], str | None]], archite
 @benchmark("train_throughput")
 def train_throughput(quick: bool) -> dict[str, Any]:
     """(b) training steps/s per architecture at the paper's width 1.0, batch 64, ns_gan default, fp32, on this CPU."""
-    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 3.0)
+    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 2.0)
     cfg = load_study("quick").train
     rates = throughput(sorted(ARCHITECTURES), width, batch, cfg, torch.device("cpu"), repeats, seconds)
     return {
@@ -265,7 +265,7 @@ CPU_OPTIONS: dict[str, tuple[dict[str, Any], str | None]] = {
 @benchmark("loop_options")
 def loop_options(quick: bool) -> dict[str, Any]:
     """The speed keys and Adam implementations side by side: infogan width 1.0, batch 64, steps/s over the default."""
-    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 2.5)
+    width, batch, repeats, seconds = (0.125, 16, 1, 0.2) if quick else (1.0, 64, 3, 1.5)
     cfg = load_study("quick").train
     r = option_ratios(CPU_OPTIONS, "infogan", width, batch, cfg, torch.device("cpu"), repeats, seconds, base="harness")
     return {
