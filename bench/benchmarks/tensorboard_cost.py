@@ -48,7 +48,7 @@ def _trial_seconds(cfg: Any, number: int) -> tuple[float, Any]:
 
 @benchmark("tensorboard")
 def tensorboard_cost(quick: bool) -> dict[str, Any]:
-    steps, log_every, repeats = (20, 5, 1) if quick else (200, 10, 3)
+    steps, log_every, repeats = (20, 5, 1) if quick else (100, 10, 3)
     calls, image_calls = (50, 2) if quick else (2000, 20)
     base = load_study("quick")
     cfg = base.replace("model", width=0.25).replace("train", steps=steps, checkpoint_every=steps, log_every=log_every,

@@ -45,7 +45,7 @@ def _stepper(name: str, width: float, steps: int):
 
 @benchmark("variant_step_cost")
 def variant_step_cost(quick: bool) -> dict[str, Any]:
-    width, steps, repeats = (0.125, 5, 1) if quick else (0.25, 10, 3)
+    width, steps, repeats = (0.125, 5, 1) if quick else (0.25, 10, 2)
     times = side_by_side({name: _stepper(name, width, steps) for name in VARIANTS}, repeats, warmup=1)
     ms = {name: round(1000 * median(t), 2) for name, t in times.items()}
     base = ms["ns_gan"]
