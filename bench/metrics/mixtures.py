@@ -57,8 +57,6 @@ def mixture_hq_fraction(name: str, count: int) -> Callable[[MetricContext, torch
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, slices: int = SLICES) -> float:
     """Mean over `slices` directions evenly spaced on [0, pi) of the 1-D Wasserstein-1 distance between
     the projections of two equally sized (N, 2) samples (sorted projections, mean absolute gap)."""
-    if len(a) != len(b):
-        raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(a)} and {len(b)}")
     return _swd_sorted(_sorted_projections(a, slices), _sorted_projections(b, slices))
 
 
@@ -70,6 +68,9 @@ def _sorted_projections(x: torch.Tensor, slices: int) -> torch.Tensor:
 
 
 def _swd_sorted(pa: torch.Tensor, pb: torch.Tensor) -> float:
+    """The sliced Wasserstein distance from two samples' sorted projections (_sorted_projections)."""
+    if len(pa) != len(pb):
+        raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(pa)} and {len(pb)}")
     return float((pa - pb).abs().mean())
 
 
@@ -88,8 +89,6 @@ def mixture_swd(name: str, count: int) -> Callable[[MetricContext, torch.Tensor]
             raise ValueError(f"{name} test split has {len(ref)} points, the metric needs {count}")
         if not torch.isfinite(points).all():
             return {"value": math.nan}
-        if len(points) != len(ref):
-            raise ValueError(f"sliced Wasserstein needs equal sample counts, got {len(points)} and {len(ref)}")
         # the test points' sorted projections are the same at every checkpoint: sorted once per context
         ref_sorted = ctx.memo(f"swd-test-sorted:{name}:{count}:{SLICES}", lambda: _sorted_projections(ref, SLICES))
         return {"value": _swd_sorted(_sorted_projections(points, SLICES), ref_sorted)}
